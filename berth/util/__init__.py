@@ -1,0 +1,120 @@
+"""Small helpers every layer may use: atomic files, ids, safe path joins, timestamps. Stdlib only."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import secrets
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = [
+    "atomic_write",
+    "atomic_write_json",
+    "fsync_dir",
+    "new_id",
+    "read_json",
+    "rfc3339_nano",
+    "safe_join",
+    "short_id",
+]
+
+
+def new_id() -> str:
+    """A 64-hex-digit random id, as Docker gives containers and exec instances."""
+    return secrets.token_hex(32)
+
+
+def short_id(full_id: str) -> str:
+    """The 12-character prefix Docker prints; strips a ``sha256:`` prefix first."""
+    return full_id.split(":", 1)[-1][:12]
+
+
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """Make a rename or create inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
+                 durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` so that readers see either the old or the new file whole.
+
+    ``durable`` adds the fsyncs that make the new content survive a power loss; state that only
+    needs to survive a process crash (anything under the exec root, a tmpfs) can skip them.
+    """
+    directory = os.path.dirname(os.fspath(path)) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(directory)
+
+
+def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), durable=durable)
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def safe_join(root: str, path: str) -> str:
+    """Join ``path`` under ``root`` lexically, never escaping it (``..`` stops at the root).
+
+    This does not resolve symlinks: code that then opens the result inside a tree it does not
+    trust must resolve components itself (see ``berth.archive``) or work inside a chroot.
+    """
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return os.path.join(root, *parts) if parts else root
+
+
+def rfc3339_nano(ts: float | None = None) -> str:
+    """A UTC timestamp as Docker writes them: ``2024-01-02T03:04:05.123456789Z``."""
+    if ts is None:
+        ns = _now_ns()
+    else:
+        ns = int(ts * 1_000_000_000)
+    secs, frac = divmod(ns, 1_000_000_000)
+    base = _dt.datetime.fromtimestamp(secs, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z"
+
+
+def _now_ns() -> int:
+    import time
+
+    return time.time_ns()
+
+
+@contextlib.contextmanager
+def umask(mask: int) -> Iterator[None]:
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
