@@ -1,0 +1,48 @@
+"""Media types of the Docker schema2 and OCI image formats."""
+
+from __future__ import annotations
+
+__all__ = [
+    "DOCKER_CONFIG",
+    "DOCKER_FOREIGN_LAYER",
+    "DOCKER_LAYER",
+    "DOCKER_LAYER_GZIP",
+    "DOCKER_MANIFEST",
+    "DOCKER_MANIFEST_LIST",
+    "INDEX_TYPES",
+    "LAYER_TYPES",
+    "MANIFEST_TYPES",
+    "OCI_CONFIG",
+    "OCI_INDEX",
+    "OCI_LAYER",
+    "OCI_LAYER_GZIP",
+    "OCI_LAYER_ZSTD",
+    "OCI_MANIFEST",
+    "OCI_NONDIST_LAYER",
+    "OCI_NONDIST_LAYER_GZIP",
+    "OCI_NONDIST_LAYER_ZSTD",
+]
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_NONDIST_LAYER = "application/vnd.oci.image.layer.nondistributable.v1.tar"
+OCI_NONDIST_LAYER_GZIP = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+OCI_NONDIST_LAYER_ZSTD = "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+
+MANIFEST_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+INDEX_TYPES = frozenset({DOCKER_MANIFEST_LIST, OCI_INDEX})
+LAYER_TYPES = frozenset({
+    DOCKER_LAYER, DOCKER_LAYER_GZIP, DOCKER_FOREIGN_LAYER, OCI_LAYER, OCI_LAYER_GZIP,
+    OCI_LAYER_ZSTD, OCI_NONDIST_LAYER, OCI_NONDIST_LAYER_GZIP, OCI_NONDIST_LAYER_ZSTD,
+})
