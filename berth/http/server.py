@@ -176,9 +176,8 @@ class Router:
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
 
     def add(self, method: str, template: str, handler: Handler) -> None:
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", template)
-        if template.endswith("{name*}"):
-            pattern = pattern.replace("(?P<name>[^/]+)", "(?P<name>.+)")
+        pattern = re.sub(r"\{(\w+)\*\}", r"(?P<\1>.+)", template)
+        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method.upper(), re.compile(f"^{pattern}$"), handler))
 
     def route(self, method: str, template: str) -> Callable[[Handler], Handler]:

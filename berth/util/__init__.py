@@ -1,4 +1,4 @@
-"""Small helpers every layer may use: atomic files, ids, safe path joins, timestamps. Stdlib only."""
+"""Small helpers every layer may use: atomic files, ids, safe path joins, timestamps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -96,19 +97,10 @@ def safe_join(root: str, path: str) -> str:
 
 def rfc3339_nano(ts: float | None = None) -> str:
     """A UTC timestamp as Docker writes them: ``2024-01-02T03:04:05.123456789Z``."""
-    if ts is None:
-        ns = _now_ns()
-    else:
-        ns = int(ts * 1_000_000_000)
+    ns = time.time_ns() if ts is None else int(ts * 1_000_000_000)
     secs, frac = divmod(ns, 1_000_000_000)
     base = _dt.datetime.fromtimestamp(secs, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{base}.{frac:09d}Z"
-
-
-def _now_ns() -> int:
-    import time
-
-    return time.time_ns()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,126 @@
+"""The daemon's asyncio client for the launcher and the per-container shims.
+
+The wire format (one JSON object per line on a unix stream socket, then raw streams for
+attach) is written down in ``berth.shim.protocol``; this module only speaks it from asyncio, so
+the daemon never blocks its event loop on a shim. Every call opens its own connection: a shim
+serves each connection independently, and a restarted daemon simply connects again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from typing import Any
+
+from berth import errors
+
+__all__ = ["LauncherClient", "ShimClient", "ShimGone"]
+
+_LINE_LIMIT = 1024 * 1024
+
+
+class ShimGone(errors.Unavailable):
+    """The shim's socket is gone: the shim exited (or the host rebooted)."""
+
+
+def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
+    if reply.get("ok"):
+        return reply
+    message = reply.get("error") or "shim request failed"
+    kind = reply.get("kind") or "BerthError"
+    if kind == "RuntimeFailure":
+        raise errors.RuntimeFailure(message, int(reply.get("exit_code") or 125))
+    cls = getattr(errors, kind, None)
+    if isinstance(cls, type) and issubclass(cls, errors.BerthError):
+        raise cls(message)
+    raise errors.BerthError(message)
+
+
+async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        return await asyncio.open_unix_connection(path, limit=_LINE_LIMIT)
+    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        raise ShimGone(f"cannot reach {path}: {exc.strerror}") from None
+
+
+async def _call(path: str, request: dict[str, Any],
+                keep: bool = False) -> tuple[dict[str, Any], asyncio.StreamReader | None,
+                                             asyncio.StreamWriter | None]:
+    reader, writer = await _open(path)
+    try:
+        writer.write(json.dumps(request).encode() + b"\n")
+        await writer.drain()
+        line = await reader.readline()
+    except BaseException:
+        writer.close()
+        raise
+    if not line:
+        writer.close()
+        raise ShimGone(f"{path} closed the connection during {request.get('op')}")
+    try:
+        reply = json.loads(line)
+    except ValueError:
+        writer.close()
+        raise errors.Unavailable(f"bad reply from {path}: {line[:200]!r}") from None
+    if not keep or not reply.get("ok"):
+        writer.close()
+        return _raise_for(reply), None, None
+    return reply, reader, writer
+
+
+class LauncherClient:
+    """Asks the warm launcher to fork a shim (and with it a container, blocked before exec)."""
+
+    def __init__(self, exec_root: str) -> None:
+        self.socket_path = os.path.join(exec_root, "launcher.sock")
+
+    async def ping(self) -> dict[str, Any]:
+        reply, _, _ = await _call(self.socket_path, {"op": "ping"})
+        return reply
+
+    async def spawn(self, request: dict[str, Any]) -> dict[str, Any]:
+        reply, _, _ = await _call(self.socket_path, {"op": "spawn", **request})
+        return reply
+
+
+class ShimClient:
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self.socket_path = os.path.join(state_dir, "shim.sock")
+
+    async def request(self, op: str, **fields: Any) -> dict[str, Any]:
+        reply, _, _ = await _call(self.socket_path, {"op": op, **fields})
+        return reply
+
+    async def state(self) -> dict[str, Any]:
+        return await self.request("state")
+
+    async def start(self) -> dict[str, Any]:
+        return await self.request("start")
+
+    async def kill(self, signal: int, all_processes: bool = False) -> None:
+        await self.request("kill", signal=signal, all=all_processes)
+
+    async def wait(self) -> dict[str, Any]:
+        """Blocks until the container exited and its output is drained into the log."""
+        return await self.request("wait")
+
+    async def close_stdin(self) -> None:
+        await self.request("close_stdin")
+
+    async def shutdown(self) -> None:
+        with contextlib.suppress(ShimGone, ConnectionError):
+            await self.request("shutdown")
+
+    async def attach(self, stdin: bool, stdout: bool, stderr: bool,
+                     stdin_once: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A live stream: multiplexed frames (raw bytes with a TTY) out, stdin bytes in."""
+        _, reader, writer = await _call(
+            self.socket_path,
+            {"op": "attach", "stdin": stdin, "stdout": stdout, "stderr": stderr,
+             "stdin_once": stdin_once},
+            keep=True)
+        assert reader is not None and writer is not None
+        return reader, writer
