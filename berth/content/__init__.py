@@ -1,1 +1,5 @@
-"""berth.content"""
+"""Content-addressed blob storage (``<data-root>/content``)."""
+
+from berth.content.store import ContentStore, Info, LocalStore
+
+__all__ = ["ContentStore", "Info", "LocalStore"]
