@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what berth needs on a Debian 12 machine: Debian packages and a virtualenv at .venv.
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(busybox-static iproute2 runc crun skopeo python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+extras=${BERTH_EXTRAS:-}
+if ! .venv/bin/python -c "import berth, h11" 2>/dev/null || [ -n "$extras" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"
+fi

@@ -1,0 +1,209 @@
+"""A berthd of its own for each test: temp data and exec roots, a seeded busybox image, and a
+teardown that leaves nothing behind (processes, mounts, files)."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO.parent / "shared" / "fixtures" / "images"
+sys.path.insert(0, str(REPO / "scripts"))
+
+import busybox_rootfs  # noqa: E402
+
+_BUSYBOX_TAR: bytes | None = None
+
+
+def busybox_tar() -> bytes:
+    global _BUSYBOX_TAR
+    if _BUSYBOX_TAR is None:
+        import io
+
+        buf = io.BytesIO()
+        busybox_rootfs.write_tar(buf)
+        _BUSYBOX_TAR = buf.getvalue()
+    return _BUSYBOX_TAR
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float = 30) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.unix_path)
+        self.sock = sock
+
+
+class Berthd:
+    """A running daemon and the ways a test talks to it."""
+
+    def __init__(self, root: str, extra_args: list[str] | None = None) -> None:
+        self.root = root
+        self.data_root = os.path.join(root, "d")
+        self.exec_root = os.path.join(root, "r")
+        self.socket = os.path.join(root, "berth.sock")
+        self.host = f"unix://{self.socket}"
+        self.log_path = os.path.join(root, "berthd.log")
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # -- process ---------------------------------------------------------------------------
+
+    def start(self, timeout: float = 20) -> None:
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "berth.daemon.main", "-H", self.host, "--data-root",
+             self.data_root, "--exec-root", self.exec_root, "--log-level", "debug",
+             *self.extra_args],
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(REPO))
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"berthd exited with {self.proc.returncode}:\n{self.logs()}")
+            try:
+                if self.request("GET", "/_ping")[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"berthd did not answer within {timeout}s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def logs(self) -> str:
+        try:
+            return Path(self.log_path).read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    # -- API -------------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None,
+                timeout: float = 60) -> tuple[int, bytes, dict[str, str]]:
+        conn = _UnixConnection(self.socket, timeout)
+        try:
+            if query:
+                path = path + "?" + urllib.parse.urlencode(query, doseq=True)
+            data = body
+            hdrs = dict(headers or {})
+            if body is not None and not isinstance(body, bytes | bytearray):
+                data = json.dumps(body).encode()
+                hdrs.setdefault("Content-Type", "application/json")
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            return resp.status, resp.read(), {k.lower(): v for k, v in resp.getheaders()}
+        finally:
+            conn.close()
+
+    def json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        status, data, _ = self.request(method, path, body, **kw)
+        assert 200 <= status < 300, (status, data)
+        return json.loads(data) if data.strip() else None
+
+    def seed_busybox(self, name: str = "busybox:latest") -> None:
+        repo, _, tag = name.partition(":")
+        status, data, _ = self.request(
+            "POST", "/v1.44/images/create", busybox_tar(),
+            query={"fromSrc": "-", "repo": repo, "tag": tag or "latest",
+                   "changes": 'CMD ["sh"]'},
+            headers={"Content-Type": "application/x-tar"})
+        assert status == 200, (status, data, self.logs())
+
+    def env(self) -> dict[str, str]:
+        """Environment for the docker CLI and ``berth`` pointed at this daemon."""
+        env = dict(os.environ)
+        env["DOCKER_HOST"] = self.host
+        env["BERTH_HOST"] = self.host
+        env["DOCKER_CONFIG"] = os.path.join(self.root, "docker-config")
+        env["DOCKER_CLI_HINTS"] = "false"
+        env.pop("DOCKER_CONTEXT", None)
+        return env
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                if text.encode() in f.read():
+                    pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _mounts_under(root: str) -> list[str]:
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = line.split()[4].replace("\\040", " ")
+            if point.startswith(root):
+                found.append(point)
+    return found
+
+
+def cleanup_root(root: str) -> list[str]:
+    """Kill what still runs from this root and unmount what is mounted under it; return what
+    had to be cleaned, so a test can assert the engine left nothing."""
+    leaks = []
+    for pid in _processes_mentioning(root):
+        leaks.append(f"process {pid}")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for point in sorted(_mounts_under(root), key=len, reverse=True):
+        leaks.append(f"mount {point}")
+        subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+    return leaks
+
+
+@contextlib.contextmanager
+def running_berthd(seed: bool = True, extra_args: list[str] | None = None) -> Iterator[Berthd]:
+    # Short roots: unix socket paths are limited to 108 bytes, and shim sockets live at
+    # EXEC_ROOT/containers/<64 hex>/shim.sock.
+    root = tempfile.mkdtemp(prefix="bt", dir="/tmp")
+    daemon = Berthd(root, extra_args)
+    leaks: list[str] = []
+    try:
+        daemon.start()
+        if seed:
+            daemon.seed_busybox()
+        yield daemon
+    finally:
+        daemon.stop()
+        time.sleep(0.1)
+        leaks = cleanup_root(root)
+    assert not leaks, f"the engine left behind: {leaks}"
