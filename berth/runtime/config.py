@@ -1,0 +1,321 @@
+"""Translate an OCI runtime spec into the plan the init stages execute, validating as we go.
+
+The spec is read and checked once, in the creator, before anything forks: every problem is
+reported with the field that is wrong, and the init stages work from plain, already-parsed
+values (flags as integers, capabilities as masks), so nothing between ``fork`` and ``execve``
+has to interpret JSON.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+from dataclasses import dataclass, field
+from typing import Any
+
+from berth import linux
+from berth.errors import InvalidArgument, NotImplementedYet
+
+# OCI namespace type -> clone flag.
+NAMESPACES: dict[str, int] = {
+    "pid": linux.CLONE_NEWPID,
+    "network": linux.CLONE_NEWNET,
+    "mount": linux.CLONE_NEWNS,
+    "ipc": linux.CLONE_NEWIPC,
+    "uts": linux.CLONE_NEWUTS,
+    "cgroup": linux.CLONE_NEWCGROUP,
+    "user": linux.CLONE_NEWUSER,
+    "time": linux.CLONE_NEWTIME,
+}
+_UNSUPPORTED_NAMESPACES = {"user", "time"}
+
+# Mount option -> (clear instead of set, flag).
+_FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
+    "defaults": (False, 0),
+    "ro": (False, linux.MS_RDONLY),
+    "rw": (True, linux.MS_RDONLY),
+    "nosuid": (False, linux.MS_NOSUID),
+    "suid": (True, linux.MS_NOSUID),
+    "nodev": (False, linux.MS_NODEV),
+    "dev": (True, linux.MS_NODEV),
+    "noexec": (False, linux.MS_NOEXEC),
+    "exec": (True, linux.MS_NOEXEC),
+    "sync": (False, linux.MS_SYNCHRONOUS),
+    "async": (True, linux.MS_SYNCHRONOUS),
+    "dirsync": (False, linux.MS_DIRSYNC),
+    "remount": (False, linux.MS_REMOUNT),
+    "mand": (False, linux.MS_MANDLOCK),
+    "nomand": (True, linux.MS_MANDLOCK),
+    "noatime": (False, linux.MS_NOATIME),
+    "atime": (True, linux.MS_NOATIME),
+    "nodiratime": (False, linux.MS_NODIRATIME),
+    "diratime": (True, linux.MS_NODIRATIME),
+    "relatime": (False, linux.MS_RELATIME),
+    "norelatime": (True, linux.MS_RELATIME),
+    "strictatime": (False, linux.MS_STRICTATIME),
+    "nostrictatime": (True, linux.MS_STRICTATIME),
+    "lazytime": (False, linux.MS_LAZYTIME),
+    "nolazytime": (True, linux.MS_LAZYTIME),
+    "bind": (False, linux.MS_BIND),
+    "rbind": (False, linux.MS_BIND | linux.MS_REC),
+}
+PROPAGATION: dict[str, int] = {
+    "private": linux.MS_PRIVATE,
+    "rprivate": linux.MS_PRIVATE | linux.MS_REC,
+    "shared": linux.MS_SHARED,
+    "rshared": linux.MS_SHARED | linux.MS_REC,
+    "slave": linux.MS_SLAVE,
+    "rslave": linux.MS_SLAVE | linux.MS_REC,
+    "unbindable": linux.MS_UNBINDABLE,
+    "runbindable": linux.MS_UNBINDABLE | linux.MS_REC,
+}
+# Options runc accepts that need features berth does not have yet; ignored, not refused.
+_IGNORED_OPTIONS = {"tmpcopyup", "nosymfollow", "idmap", "ridmap", "rro", "rrw", "rnosuid",
+                    "rnodev", "rnoexec", "rsuid", "rdev", "rexec", "rrelatime", "rnoatime"}
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One mount, parsed: ``flags`` for mount(2), propagation applied by separate calls."""
+
+    destination: str
+    type: str
+    source: str
+    flags: int = 0
+    propagation: tuple[int, ...] = ()
+    data: str = ""
+
+    @property
+    def is_bind(self) -> bool:
+        return bool(self.flags & linux.MS_BIND)
+
+
+@dataclass(frozen=True)
+class Device:
+    path: str
+    kind: str  # "c", "b", "u" or "p"
+    major: int
+    minor: int
+    mode: int
+    uid: int
+    gid: int
+
+
+@dataclass(frozen=True)
+class Namespace:
+    kind: str
+    flag: int
+    path: str | None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    bounding: int
+    effective: int
+    permitted: int
+    inheritable: int
+    ambient: int
+
+
+@dataclass
+class InitConfig:
+    """Everything the init stages need, in the form they need it."""
+
+    id: str
+    bundle: str
+    rootfs: str
+    args: list[str]
+    env: list[str]
+    cwd: str = "/"
+    terminal: bool = False
+    readonly_root: bool = False
+    rootfs_propagation: int = linux.MS_PRIVATE | linux.MS_REC
+    namespaces: list[Namespace] = field(default_factory=list)
+    mounts: list[Mount] = field(default_factory=list)
+    devices: list[Device] = field(default_factory=list)
+    masked_paths: list[str] = field(default_factory=list)
+    readonly_paths: list[str] = field(default_factory=list)
+    hostname: str | None = None
+    domainname: str | None = None
+    sysctl: dict[str, str] = field(default_factory=dict)
+    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
+    uid: int = 0
+    gid: int = 0
+    additional_gids: list[int] = field(default_factory=list)
+    umask: int = 0o022
+    capabilities: Capabilities | None = None
+    no_new_privileges: bool = False
+    oom_score_adj: int | None = None
+    annotations: dict[str, str] = field(default_factory=dict)
+
+    def has_namespace(self, kind: str) -> bool:
+        return any(ns.kind == kind for ns in self.namespaces)
+
+    def creates_namespace(self, kind: str) -> bool:
+        return any(ns.kind == kind and ns.path is None for ns in self.namespaces)
+
+    @property
+    def path_env(self) -> str:
+        for entry in reversed(self.env):
+            if entry.startswith("PATH="):
+                return entry[5:]
+        return DEFAULT_PATH
+
+
+def parse_mount(m: dict[str, Any], bundle: str = "/", *, where: str = "mounts") -> Mount:
+    """Turn an OCI mount object into a ``Mount``; ``where`` names it in errors."""
+    if not isinstance(m, dict):
+        raise InvalidArgument(f"{where}: must be an object")
+    dest = m.get("destination", "")
+    mtype = m.get("type") or ""
+    source = m.get("source") or ""
+    if not isinstance(dest, str) or not isinstance(mtype, str) or not isinstance(source, str):
+        raise InvalidArgument(f"{where}: destination, type and source must be strings")
+    flags = 0
+    propagation: list[int] = []
+    data: list[str] = []
+    for opt in m.get("options") or ():
+        if not isinstance(opt, str):
+            raise InvalidArgument(f"{where}: option {opt!r} is not a string")
+        if opt in _FLAG_OPTIONS:
+            clear, flag = _FLAG_OPTIONS[opt]
+            flags = flags & ~flag if clear else flags | flag
+        elif opt in PROPAGATION:
+            propagation.append(PROPAGATION[opt])
+        elif opt in _IGNORED_OPTIONS:
+            continue
+        else:
+            data.append(opt)
+    if mtype == "bind":
+        flags |= linux.MS_BIND
+    if flags & linux.MS_BIND and source and not os.path.isabs(source):
+        source = os.path.join(bundle, source)
+    return Mount(destination=dest, type=mtype, source=source, flags=flags,
+                 propagation=tuple(propagation), data=",".join(data))
+
+
+def _caps(spec_caps: dict[str, Any]) -> Capabilities:
+    try:
+        return Capabilities(
+            bounding=linux.cap_mask(spec_caps.get("bounding")),
+            effective=linux.cap_mask(spec_caps.get("effective")),
+            permitted=linux.cap_mask(spec_caps.get("permitted")),
+            inheritable=linux.cap_mask(spec_caps.get("inheritable")),
+            ambient=linux.cap_mask(spec_caps.get("ambient")),
+        )
+    except ValueError as e:
+        raise InvalidArgument(f"process.capabilities: {e}") from None
+
+
+def _rlimit(entry: dict[str, Any]) -> tuple[int, int, int]:
+    name = entry.get("type", "")
+    res = getattr(resource, name, None) if name.startswith("RLIMIT_") else None
+    if res is None:
+        raise InvalidArgument(f"process.rlimits: unknown rlimit type {name!r}")
+    return res, int(entry.get("soft", 0)), int(entry.get("hard", 0))
+
+
+def _device(entry: dict[str, Any]) -> Device:
+    path = entry.get("path", "")
+    kind = entry.get("type", "")
+    if not path.startswith("/dev/") or kind not in ("c", "b", "u", "p"):
+        raise InvalidArgument(f"linux.devices: bad device {entry!r}")
+    mode = entry.get("fileMode")
+    return Device(path=path, kind=kind, major=int(entry.get("major", 0)),
+                  minor=int(entry.get("minor", 0)), mode=0o666 if mode is None else int(mode),
+                  uid=int(entry.get("uid", 0)), gid=int(entry.get("gid", 0)))
+
+
+def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfig:
+    """Validate ``spec`` (an OCI config.json) and return the init plan.
+
+    Raises ``InvalidArgument`` naming the field at fault, ``NotImplementedYet`` for features
+    that are planned but absent (user and time namespaces).
+    """
+    if not isinstance(spec, dict):
+        raise InvalidArgument("config.json: not a JSON object")
+    process = spec.get("process")
+    if not isinstance(process, dict):
+        raise InvalidArgument("config.json: process is required")
+    args = process.get("args")
+    if not args or not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise InvalidArgument("process.args: must be a non-empty list of strings")
+    cwd = process.get("cwd") or "/"
+    if not os.path.isabs(cwd):
+        raise InvalidArgument(f"process.cwd: {cwd!r} is not an absolute path")
+    env = process.get("env") or []
+    if not all(isinstance(e, str) and "=" in e for e in env):
+        raise InvalidArgument("process.env: entries must be KEY=value strings")
+
+    root = spec.get("root") or {}
+    root_path = root.get("path") or "rootfs"
+    rootfs = os.path.normpath(os.path.join(bundle, root_path))
+    if not os.path.isdir(rootfs):
+        raise InvalidArgument(f"root.path: {rootfs} is not a directory")
+
+    lx = spec.get("linux") or {}
+    namespaces: list[Namespace] = []
+    seen: set[str] = set()
+    for ns in lx.get("namespaces") or ():
+        kind = ns.get("type", "")
+        if kind not in NAMESPACES:
+            raise InvalidArgument(f"linux.namespaces: unknown namespace type {kind!r}")
+        if kind in seen:
+            raise InvalidArgument(f"linux.namespaces: {kind} listed twice")
+        if kind in _UNSUPPORTED_NAMESPACES:
+            raise NotImplementedYet(f"linux.namespaces: {kind} namespaces are not supported yet")
+        seen.add(kind)
+        path = ns.get("path") or None
+        if path is not None and not os.path.exists(path):
+            raise InvalidArgument(f"linux.namespaces: {kind} namespace path {path} does not exist")
+        namespaces.append(Namespace(kind, NAMESPACES[kind], path))
+
+    mounts = [parse_mount(m, bundle, where=f"mounts[{i}]")
+              for i, m in enumerate(spec.get("mounts") or ())]
+    for i, m in enumerate(mounts):
+        if not m.destination.startswith("/"):
+            raise InvalidArgument(f"mounts[{i}]: destination {m.destination!r} is not absolute")
+
+    propagation = lx.get("rootfsPropagation") or "rprivate"
+    if propagation not in PROPAGATION:
+        raise InvalidArgument(f"linux.rootfsPropagation: unknown value {propagation!r}")
+
+    hostname = spec.get("hostname") or None
+    domainname = spec.get("domainname") or None
+    if (hostname or domainname) and "uts" not in seen:
+        raise InvalidArgument("hostname: setting it needs a uts namespace of the container's own")
+
+    user = process.get("user") or {}
+    caps = process.get("capabilities")
+    umask = user.get("umask")
+    oom = process.get("oomScoreAdj")
+    return InitConfig(
+        id=container_id,
+        bundle=bundle,
+        rootfs=rootfs,
+        args=list(args),
+        env=list(env),
+        cwd=cwd,
+        terminal=bool(process.get("terminal")),
+        readonly_root=bool(root.get("readonly")),
+        rootfs_propagation=PROPAGATION[propagation],
+        namespaces=namespaces,
+        mounts=mounts,
+        devices=[_device(d) for d in lx.get("devices") or ()],
+        masked_paths=list(lx.get("maskedPaths") or ()),
+        readonly_paths=list(lx.get("readonlyPaths") or ()),
+        hostname=hostname,
+        domainname=domainname,
+        sysctl=dict(lx.get("sysctl") or {}),
+        rlimits=[_rlimit(r) for r in process.get("rlimits") or ()],
+        uid=int(user.get("uid", 0)),
+        gid=int(user.get("gid", 0)),
+        additional_gids=[int(g) for g in user.get("additionalGids") or ()],
+        umask=0o022 if umask is None else int(umask),
+        capabilities=None if caps is None else _caps(caps),
+        no_new_privileges=bool(process.get("noNewPrivileges")),
+        oom_score_adj=None if oom is None else int(oom),
+        annotations=dict(spec.get("annotations") or {}),
+    )

@@ -1,0 +1,328 @@
+"""The runtime's operations: create, start, state, kill, delete — what runc's commands do.
+
+A container's runtime state is a directory (``state_dir``):
+
+* ``state.json`` — id, bundle, init pid and its start time (so a recycled pid is never
+  mistaken for the container), creation time, annotations;
+* ``exec.fifo`` — present from ``create`` until ``start``: init blocks opening it for
+  writing, ``start`` opens it for reading (see ``sync`` for the bytes exchanged).
+
+Status is derived, never stored: ``stopped`` if the init process is gone (or a zombie),
+``created`` while the fifo exists, else ``running``.
+
+Reaping: init's parent (stage 1) exits as soon as init is forked, so init is reparented to
+the nearest *child subreaper* above the creator, or to PID 1. A creator that wants init's exit
+status (the shim, ``berth-runtime run``) must call ``berth.linux.set_child_subreaper()`` first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import socket
+import time
+from typing import Any
+
+from berth.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    RuntimeFailure,
+    Unavailable,
+)
+from berth.runtime import config as _config
+from berth.runtime import init as _init
+from berth.runtime import sync
+from berth.util import atomic_write_json, read_json, rfc3339_nano
+
+OCI_VERSION = "1.1.0"
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+CREATE_TIMEOUT = 60.0
+START_TIMEOUT = 10.0
+
+Stdio = tuple[int | None, int | None, int | None]
+
+
+def _proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks), or None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def load_spec(bundle: str) -> dict[str, Any]:
+    path = os.path.join(bundle, "config.json")
+    try:
+        spec = read_json(path)
+    except FileNotFoundError:
+        raise NotFound(f"no config.json in bundle {bundle}") from None
+    except (OSError, ValueError) as e:
+        raise InvalidArgument(f"{path}: {e}") from None
+    return spec
+
+
+def create(container_id: str, bundle_dir: str, state_dir: str, *,
+           stdio: Stdio = (None, None, None), rootfs_mounts: list[dict[str, Any]] | None = None,
+           pid_file: str | None = None) -> int:
+    """Create the container: init set up and blocked before exec. Returns init's pid.
+
+    ``stdio`` fds become the container's 0, 1, 2 (None: /dev/null); the caller keeps its
+    copies. ``rootfs_mounts`` (OCI mounts, e.g. an overlay from a snapshotter) are mounted on
+    ``root.path`` inside the container's mount namespace, so they vanish with it. Raises
+    ``RuntimeFailure`` (exit_code 127/126 for a missing/unusable command) after killing and
+    cleaning up what was started.
+    """
+    bundle = os.path.abspath(bundle_dir)
+    cfg = _config.from_spec(load_spec(bundle), bundle, container_id)
+    rmounts = [_config.parse_mount(m, bundle, where=f"rootfs_mounts[{i}]")
+               for i, m in enumerate(rootfs_mounts or ())]
+    if not cfg.creates_namespace("mount"):
+        raise InvalidArgument("linux.namespaces: a new mount namespace is required")
+
+    made_dir = not os.path.isdir(state_dir)
+    os.makedirs(state_dir, 0o711, exist_ok=True)
+    state_path = os.path.join(state_dir, STATE_FILE)
+    fifo_path = os.path.join(state_dir, EXEC_FIFO)
+    if os.path.exists(state_path):
+        raise AlreadyExists(f"container {container_id} exists already in {state_dir}")
+    made: list[str] = []
+    parent_sock: socket.socket | None = None
+    fifo_fd = -1
+    c1 = init_pid = 0
+    try:
+        os.mkfifo(fifo_path, 0o622)
+        made.append(fifo_path)
+        os.chmod(fifo_path, 0o622)
+        fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
+        parent_sock, child_sock = sync.socketpair()
+        c1 = os.fork()
+        if c1 == 0:
+            parent_sock.close()
+            _init.stage1(cfg, rmounts, child_sock, fifo_fd, stdio)
+        child_sock.close()
+        os.close(fifo_fd)
+        fifo_fd = -1
+        parent_sock.settimeout(CREATE_TIMEOUT)
+        while True:
+            try:
+                msg = sync.recv(parent_sock)
+            except TimeoutError:
+                raise RuntimeFailure("container init did not report ready in time") from None
+            if msg is None:
+                raise RuntimeFailure("container init exited before it was ready")
+            if msg["type"] == sync.MSG_PID:
+                init_pid = int(msg["pid"])
+            elif msg["type"] == sync.MSG_READY:
+                break
+            elif msg["type"] == sync.MSG_ERROR:
+                raise RuntimeFailure(f"container init: {msg.get('message')}",
+                                     int(msg.get("exit_code") or 125))
+        _reap(c1)
+        c1 = 0
+        start_time = _proc_start_time(init_pid)
+        if start_time is None:
+            raise RuntimeFailure("container init exited right after it was ready")
+        state = {
+            "ociVersion": OCI_VERSION,
+            "id": container_id,
+            "pid": init_pid,
+            "pid_start": start_time,
+            "bundle": bundle,
+            "rootfs": cfg.rootfs,
+            "created": rfc3339_nano(),
+            "annotations": cfg.annotations,
+            "owner": "",
+        }
+        atomic_write_json(state_path, state, durable=False)
+        made.append(state_path)
+        if pid_file:
+            from berth.util import atomic_write
+
+            atomic_write(pid_file, str(init_pid).encode(), durable=False)
+        return init_pid
+    except BaseException:
+        if init_pid:
+            with contextlib.suppress(OSError):
+                os.kill(init_pid, signal.SIGKILL)
+        if c1:
+            _reap(c1)
+        if init_pid:
+            # Ours to reap only if we are a subreaper (init got reparented to us).
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(init_pid, 0)
+        for path in made:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+        if made_dir:
+            with contextlib.suppress(OSError):
+                os.rmdir(state_dir)
+        raise
+    finally:
+        if parent_sock is not None:
+            parent_sock.close()
+        if fifo_fd >= 0:
+            os.close(fifo_fd)
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        while True:
+            try:
+                os.waitpid(pid, 0)
+                return
+            except InterruptedError:
+                continue
+
+
+def _load_state(state_dir: str) -> dict[str, Any]:
+    try:
+        return read_json(os.path.join(state_dir, STATE_FILE))
+    except FileNotFoundError:
+        raise NotFound(f"container does not exist: no state in {state_dir}") from None
+
+
+def _status(st: dict[str, Any], state_dir: str) -> str:
+    if _proc_start_time(st["pid"]) != st.get("pid_start"):
+        return "stopped"
+    if os.path.exists(os.path.join(state_dir, EXEC_FIFO)):
+        return "created"
+    return "running"
+
+
+def state(state_dir: str) -> dict[str, Any]:
+    """The OCI state of the container (``status``: created, running or stopped)."""
+    st = _load_state(state_dir)
+    status = _status(st, state_dir)
+    return {
+        "ociVersion": st.get("ociVersion", OCI_VERSION),
+        "id": st["id"],
+        "status": status,
+        "pid": 0 if status == "stopped" else st["pid"],
+        "bundle": st["bundle"],
+        "rootfs": st.get("rootfs", ""),
+        "created": st.get("created", ""),
+        "owner": st.get("owner", ""),
+        "annotations": st.get("annotations") or {},
+    }
+
+
+def start(state_dir: str, timeout: float = START_TIMEOUT) -> None:
+    """Release a created container's init; returns once its ``execve`` succeeded.
+
+    Raises ``Conflict`` if it is not in the created state, ``RuntimeFailure`` (with 126/127)
+    if the exec itself failed.
+    """
+    st = _load_state(state_dir)
+    status = _status(st, state_dir)
+    if status != "created":
+        raise Conflict(f"cannot start a container that is {status}")
+    fifo_path = os.path.join(state_dir, EXEC_FIFO)
+    try:
+        fd = os.open(fifo_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise Conflict("cannot start a container that is running") from None
+    data = b""
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLHUP)
+        deadline = time.monotonic() + timeout
+        while True:
+            if poller.poll(100):
+                chunk = os.read(fd, 65536)
+                if chunk:
+                    data += chunk
+                    continue
+                if data:
+                    break  # end of file after the release byte: exec happened
+            elif not data and _proc_start_time(st["pid"]) != st.get("pid_start"):
+                raise Conflict("cannot start a container that is stopped")
+            if time.monotonic() > deadline:
+                raise Unavailable("container init did not take the start signal in time")
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(fifo_path)
+    if not data.startswith(sync.EXEC_RELEASE):
+        raise RuntimeFailure(f"unexpected data from container init: {data[:100]!r}")
+    rest = data[len(sync.EXEC_RELEASE):]
+    if rest:
+        try:
+            err = json.loads(rest)
+            raise RuntimeFailure(err["message"], int(err.get("exit_code", 126)))
+        except (ValueError, KeyError, TypeError):
+            raise RuntimeFailure(f"exec failed: {rest[:200]!r}") from None
+
+
+def _same_pid_ns(pid: int, ns: str) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid") == ns
+    except OSError:
+        return False
+
+
+def container_pids(state_dir: str) -> list[int]:
+    """Every process of the container (all members of its PID namespace), init first.
+
+    Without a PID namespace of its own that is just init, until cgroups give a full list.
+    """
+    st = _load_state(state_dir)
+    pid = st["pid"]
+    if _proc_start_time(pid) != st.get("pid_start"):
+        return []
+    try:
+        ns = os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return []
+    if ns == os.readlink("/proc/self/ns/pid"):
+        return [pid]
+    others = [int(n) for n in os.listdir("/proc")
+              if n.isdigit() and int(n) != pid and _same_pid_ns(int(n), ns)]
+    return [pid, *others]
+
+
+def kill(state_dir: str, sig: int = signal.SIGTERM, *, all: bool = False) -> None:  # noqa: A002
+    """Send ``sig`` to init (``all``: to every process of the container)."""
+    st = _load_state(state_dir)
+    if _status(st, state_dir) == "stopped":
+        raise Conflict("container is not running")
+    pids = container_pids(state_dir) if all else [st["pid"]]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+
+def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> None:
+    """Remove the container's runtime state; a created container is killed first, a running
+    one only with ``force`` (else ``Conflict``)."""
+    st = _load_state(state_dir)
+    status = _status(st, state_dir)
+    if status == "running" and not force:
+        raise Conflict("cannot delete a running container (stop it first, or force)")
+    if status != "stopped":
+        for pid in container_pids(state_dir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + timeout
+        while _proc_start_time(st["pid"]) == st.get("pid_start"):
+            if time.monotonic() > deadline:
+                raise Unavailable(f"container init {st['pid']} did not die after SIGKILL")
+            time.sleep(0.002)
+    for name in (EXEC_FIFO, STATE_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_dir, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(state_dir)
+
+
+__all__ = ["container_pids", "create", "delete", "kill", "start", "state"]

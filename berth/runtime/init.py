@@ -1,0 +1,256 @@
+"""The container's init stages: what runs between ``fork`` and ``execve``.
+
+Stage 1 (C1) runs in the creator's namespaces: it takes the container's stdio, joins or
+unshares the namespaces and forks stage 2. A new PID namespace only applies to children, which
+is why there are two stages. Stage 2 (C2) is PID 1 of the container: it builds the filesystem
+(``rootfs``), sets hostname, ``lo``, sysctls, rlimits, the user, capabilities and
+no_new_privs, resolves the command, reports ready and waits on ``exec.fifo``. Seccomp slots in
+last, right before the wait; cgroups and user namespaces slot into stage 1.
+
+Both stages report failures as one ``error`` message (see ``sync``) and ``os._exit``: nothing
+here may return into the creator's code, flush its buffers or run its handlers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import termios
+import traceback
+
+from berth import linux
+from berth.errors import RuntimeFailure
+from berth.runtime import rootfs, sync
+from berth.runtime.config import InitConfig, Mount
+
+
+class _Steps:
+    """Remembers the step in progress so a failure names it."""
+
+    name = "starting"
+
+
+def _reset_process_state() -> None:
+    """Undo what the creator's Python set up: handlers, wakeup fd, blocked signals, fds."""
+    signal.set_wakeup_fd(-1)
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        with contextlib.suppress(OSError, ValueError):
+            # getsignal costs no system call; only touch what differs from the default.
+            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+                signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def _take_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
+    """Make the given fds the child's 0, 1, 2 (None: /dev/null); close-on-exec the rest."""
+    tmp: list[int] = []
+    for fd in stdio:
+        tmp.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) if fd is None else os.dup(fd))
+    for i, fd in enumerate(tmp):
+        os.dup2(fd, i, inheritable=True)
+    for fd in tmp:
+        if fd > 2:
+            os.close(fd)
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                os.set_inheritable(fd, False)
+
+
+def _fail(sock: socket.socket, step: str, exc: BaseException) -> None:
+    if isinstance(exc, RuntimeFailure):
+        message, code = exc.message, exc.exit_code
+    elif isinstance(exc, OSError | ValueError):
+        message, code = f"{step}: {exc}", 125
+    else:
+        message = f"{step}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+        code = 125
+    with contextlib.suppress(OSError):
+        sync.send(sock, sync.MSG_ERROR, stage=step, message=message, exit_code=code)
+
+
+def stage1(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket, fifo_fd: int,
+           stdio: tuple[int | None, int | None, int | None]) -> None:
+    """C1: namespaces, then fork C2 and report its pid. Never returns."""
+    step = "stage 1: setting up"
+    code = 1
+    try:
+        _reset_process_state()
+        step = "stage 1: taking stdio"
+        _take_stdio(stdio)
+        step = "stage 1: joining namespaces"
+        join_fds = [(ns, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC))
+                    for ns in cfg.namespaces if ns.path]
+        for ns, fd in join_fds:
+            step = f"stage 1: joining {ns.kind} namespace {ns.path}"
+            linux.setns(fd, ns.flag)
+            os.close(fd)
+        flags = 0
+        for ns in cfg.namespaces:
+            if ns.path is None:
+                flags |= ns.flag
+        step = "stage 1: creating namespaces"
+        if flags:
+            linux.unshare(flags)
+        step = "stage 1: forking init"
+        pid = os.fork()
+        if pid == 0:
+            stage2(cfg, rootfs_mounts, sock, fifo_fd)
+        sync.send(sock, sync.MSG_PID, pid=pid)
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - everything must become a message
+        _fail(sock, step, e)
+    os._exit(code)
+
+
+def _find_executable(cfg: InitConfig) -> str:
+    """Resolve args[0] as execvp would, inside the container; 127 if absent, 126 if not
+    executable (Docker's ``docker run`` exit codes)."""
+    name = cfg.args[0]
+    if "/" in name:
+        try:
+            st = os.stat(name)
+        except OSError as e:
+            raise RuntimeFailure(f'exec: "{name}": stat {name}: {e.strerror.lower()}',
+                                 127 if e.errno in (errno.ENOENT, errno.ENOTDIR) else 126
+                                 ) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise RuntimeFailure(f'exec: "{name}": is a directory', 126)
+        if not os.access(name, os.X_OK):
+            raise RuntimeFailure(f'exec: "{name}": permission denied', 126)
+        return name
+    for d in cfg.path_env.split(":"):
+        candidate = os.path.join(d or ".", name)
+        try:
+            st = os.stat(candidate)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and os.access(candidate, os.X_OK):
+            return candidate
+    raise RuntimeFailure(f'exec: "{name}": executable file not found in $PATH', 127)
+
+
+def _set_user_and_caps(cfg: InitConfig) -> None:
+    caps = cfg.capabilities
+    if caps is not None:
+        for cap in range(linux.CAP_LAST_CAP + 1):
+            if not caps.bounding & (1 << cap):
+                linux.capbset_drop(cap)
+    if caps is not None:
+        linux.set_keepcaps(True)
+    os.setgroups(cfg.additional_gids)
+    os.setresgid(cfg.gid, cfg.gid, cfg.gid)
+    os.setresuid(cfg.uid, cfg.uid, cfg.uid)
+    if caps is not None:
+        linux.set_keepcaps(False)
+        linux.capset(caps.effective, caps.permitted, caps.inheritable)
+        linux.ambient_clear_all()
+        for cap in range(linux.CAP_LAST_CAP + 1):
+            if caps.ambient & (1 << cap):
+                linux.ambient_raise(cap)
+
+
+def _set_tty() -> None:
+    """With ``process.terminal``, make stdin (a pty slave) our controlling terminal."""
+    if not os.isatty(0):
+        raise RuntimeFailure("process.terminal is set but stdin is not a terminal "
+                             "(console sockets are not supported yet)")
+    os.setsid()
+    import fcntl
+
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
+           fifo_fd: int) -> None:
+    """C2: PID 1 of the container. Builds it, reports ready, waits for start, execs."""
+    step = "stage 2: setting up"
+    try:
+        os.umask(0)
+        step = "preparing rootfs"
+        rootfs.prepare_root(cfg, rootfs_mounts)
+        for m in cfg.mounts:
+            step = f"mounting {m.source or m.type} on {m.destination}"
+            rootfs.mount_entry(cfg.rootfs, m)
+        if rootfs.needs_dev_setup(cfg):
+            step = "creating devices in /dev"
+            rootfs.setup_dev(cfg)
+        step = f"creating cwd {cfg.cwd}"
+        rootfs._create_target(rootfs.secure_join(cfg.rootfs, cfg.cwd), False)
+        step = "pivot_root"
+        rootfs.pivot(cfg.rootfs)
+        if cfg.hostname:
+            step = "setting hostname"
+            linux.sethostname(cfg.hostname)
+        if cfg.creates_namespace("network"):
+            step = "bringing lo up"
+            linux.link_up("lo")
+        for key, value in cfg.sysctl.items():
+            step = f"setting sysctl {key}"
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        for path in cfg.readonly_paths:
+            step = f"making {path} read-only"
+            rootfs.readonly_path(path)
+        for path in cfg.masked_paths:
+            step = f"masking {path}"
+            rootfs.mask_path(path)
+        if cfg.readonly_root:
+            step = "making the root filesystem read-only"
+            rootfs.readonly_root()
+        if cfg.oom_score_adj is not None:
+            step = "setting oom_score_adj"
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(cfg.oom_score_adj))
+        for res, soft, hard in cfg.rlimits:
+            step = f"setting rlimit {res}"
+            resource.setrlimit(res, (soft, hard))
+        if cfg.terminal:
+            step = "setting the controlling terminal"
+            _set_tty()
+        step = f"setting user {cfg.uid}:{cfg.gid} and capabilities"
+        _set_user_and_caps(cfg)
+        os.umask(cfg.umask)
+        step = f"changing to cwd {cfg.cwd}"
+        os.chdir(cfg.cwd)
+        step = "resolving the command"
+        path = _find_executable(cfg)
+        if cfg.no_new_privileges:
+            step = "setting no_new_privs"
+            linux.set_no_new_privs()
+        env = dict(e.split("=", 1) for e in cfg.env)
+        step = "reporting ready"
+        sync.send(sock, sync.MSG_READY)
+        sock.close()
+    except BaseException as e:  # noqa: BLE001 - everything must become a message
+        _fail(sock, step, e)
+        os._exit(1)
+    # Past this point the creator is gone; errors go to the exec fifo and stderr.
+    try:
+        wfd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.close(fifo_fd)
+        os.write(wfd, sync.EXEC_RELEASE)
+    except BaseException:  # noqa: BLE001
+        os._exit(125)
+    try:
+        os.execve(path, cfg.args, env)
+    except OSError as e:
+        code = 127 if e.errno == errno.ENOENT else 126
+        msg = f'exec: "{cfg.args[0]}": {e.strerror}'
+        with contextlib.suppress(OSError):
+            os.write(wfd, json.dumps({"message": msg, "exit_code": code}).encode())
+            os.write(2, (msg + "\n").encode())
+        os._exit(code)
+    os._exit(125)

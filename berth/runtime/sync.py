@@ -1,0 +1,66 @@
+"""The messages between the creator and the init stages, written down in one place.
+
+``create`` (the *creator*) forks stage 1 (C1). C1 joins or unshares the namespaces and forks
+stage 2 (C2), which is PID 1 of the new PID namespace and becomes the container's process. They
+talk over one ``AF_UNIX``/``SOCK_SEQPACKET`` socketpair (both ends close-on-exec), one JSON
+object per packet:
+
+====================  ===================================================  =====================
+from → to             message                                              meaning
+====================  ===================================================  =====================
+C1 → creator          ``{"type": "pid", "pid": N}``                        C2 forked; N is its pid
+                                                                           in the creator's view
+C2 → creator          ``{"type": "ready"}``                                setup done, command
+                                                                           resolved; C2 now waits
+                                                                           on ``exec.fifo``
+C1/C2 → creator       ``{"type": "error", "stage": S, "message": M,        setup failed at step S;
+                      "exit_code": N}``                                    the sender exits
+====================  ===================================================  =====================
+
+End of stream before ``ready`` means C2 died without a word (killed, crashed).
+
+After ``ready`` the creator has nothing more to say; ``start`` talks to C2 through
+``state_dir/exec.fifo`` (as runc does, so ``create`` and ``start`` may be different processes):
+
+* C2 opens the fifo for writing, which blocks until ``start`` opens it for reading;
+* C2 writes ``b"0"`` and calls ``execve``; the write end is close-on-exec, so end of file after
+  the ``0`` tells ``start`` that the exec happened;
+* if ``execve`` fails, C2 writes the error as JSON after the ``0`` (``{"message": M,
+  "exit_code": N}``) and exits with N.
+
+Later features slot in as new message types (hooks, user-namespace id maps, the console
+socket), each added to this table.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+
+MSG_PID = "pid"
+MSG_READY = "ready"
+MSG_ERROR = "error"
+
+EXEC_RELEASE = b"0"
+_MAX_PACKET = 65536
+
+
+def socketpair() -> tuple[socket.socket, socket.socket]:
+    """(creator end, child end); Python makes both close-on-exec."""
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock: socket.socket, msg_type: str, **fields: Any) -> None:
+    sock.send(json.dumps({"type": msg_type, **fields}).encode())
+
+
+def recv(sock: socket.socket) -> dict[str, Any] | None:
+    """The next message, or None at end of stream. Timeouts come from ``sock.settimeout``."""
+    raw = sock.recv(_MAX_PACKET)
+    if not raw:
+        return None
+    msg = json.loads(raw)
+    if not isinstance(msg, dict) or "type" not in msg:
+        raise ValueError(f"malformed init message: {raw[:200]!r}")
+    return msg
