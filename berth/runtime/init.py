@@ -44,7 +44,7 @@ def _reset_process_state() -> None:
             continue
         with contextlib.suppress(OSError, ValueError):
             # getsignal costs no system call; only touch what differs from the default.
-            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+            if signal.getsignal(sig) != signal.SIG_DFL:
                 signal.signal(sig, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 

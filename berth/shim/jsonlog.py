@@ -1,0 +1,74 @@
+"""Docker's json-file log format, written by the shim as output arrives.
+
+One JSON object per line: ``{"log":"hi\\n","stream":"stdout","time":"…Z"}``, keys in that
+order, strings escaped as Docker's encoder does (``<``, ``>``, ``&``, U+2028/9 and control
+characters as ``\\u00XX``, invalid UTF-8 as U+FFFD). Lines longer than 16 KiB are cut into
+partial messages without a newline, as Docker does; a partial last line is written at end of
+stream.
+"""
+
+from __future__ import annotations
+
+import os
+
+from berth.util import rfc3339_nano
+
+MAX_LINE = 16 * 1024
+STREAM_NAMES = {1: "stdout", 2: "stderr"}
+
+_ESCAPES: dict[int, str] = {c: f"\\u{c:04x}" for c in range(0x20)}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"',
+                 ord("\\"): "\\\\", ord("<"): "\\u003c", ord(">"): "\\u003e",
+                 ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def encode_entry(line: bytes, stream: str, time: str) -> bytes:
+    text = line.decode("utf-8", errors="replace").translate(_ESCAPES)
+    return f'{{"log":"{text}","stream":"{stream}","time":"{time}"}}\n'.encode()
+
+
+class JsonFileLog:
+    """Appends each stream's lines to ``path``; every ``write`` reaches the file at once."""
+
+    def __init__(self, path: str) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._partial: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def write(self, stream: int, data: bytes) -> None:
+        buf = self._partial[stream]
+        buf += data
+        out: list[bytes] = []
+        now = rfc3339_nano()
+        name = STREAM_NAMES[stream]
+        start = 0
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl < 0 or nl - start >= MAX_LINE:
+                if len(buf) - start >= MAX_LINE:
+                    out.append(encode_entry(bytes(buf[start:start + MAX_LINE]), name, now))
+                    start += MAX_LINE
+                    continue
+                break
+            out.append(encode_entry(bytes(buf[start:nl + 1]), name, now))
+            start = nl + 1
+        del buf[:start]
+        if out:
+            self._write(b"".join(out))
+
+    def end_stream(self, stream: int) -> None:
+        """At end of stream, log what is left of a last line without a newline."""
+        buf = self._partial[stream]
+        if buf:
+            self._write(encode_entry(bytes(buf), STREAM_NAMES[stream], rfc3339_nano()))
+            buf.clear()
+
+    def _write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._fd, view)
+            view = view[n:]
+
+    def close(self) -> None:
+        for stream in (1, 2):
+            self.end_stream(stream)
+        os.close(self._fd)

@@ -1,0 +1,584 @@
+"""The shim: one monitor process per container, forked by the launcher.
+
+It creates the container through ``berth.runtime`` holding the container's stdio as pipes,
+then runs a single-threaded ``selectors`` loop that: copies output to the json-file log and
+to attached clients, feeds stdin, reaps init (it is a child subreaper) and records the exit
+status atomically in ``exit.json``, and answers requests on ``STATE_DIR/shim.sock`` (the
+messages are in ``protocol``). It lives in a session of its own, so it outlives the daemon
+and the launcher; a restarted daemon simply connects again.
+
+Files in the state directory (each replaced by atomic rename):
+
+* ``shim.json`` — ``{"id", "shim_pid", "init_pid", "status", "started_at"}``, rewritten at
+  each status change;
+* ``exit.json`` — ``{"exit_code", "signal", "finished_at", "oom_killed"}``, written once
+  the container has exited and its output is drained;
+* ``shim.log`` — the shim's own diagnostics (its stderr).
+
+No client can block the container: sockets are non-blocking, each attached client has a
+bounded buffer and is dropped when it falls further behind; the log gets everything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import Any, NoReturn
+
+from berth import linux, runtime
+from berth.errors import BerthError, Conflict, InvalidArgument, NotImplementedYet
+from berth.shim import protocol
+from berth.shim.jsonlog import JsonFileLog
+from berth.util import atomic_write_json, rfc3339_nano
+
+CLIENT_BUFFER_LIMIT = 4 << 20  # bytes of unsent output before an attached client is dropped
+STDIN_BUFFER_LIMIT = 1 << 20  # stop reading stdin from clients beyond this
+DRAIN_TIMEOUT = 2.0  # after init exits, how long descendants may hold the pipes open
+SHUTDOWN_FLUSH_TIMEOUT = 5.0
+READ_SIZE = 65536
+
+
+class _Conn:
+    """A client connection: a request being read, a response being sent, a waiter, or an
+    attach stream."""
+
+    __slots__ = ("sock", "rbuf", "wbuf", "mode", "want_stdin", "streams", "stdin_once",
+                 "reading")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.mode = "request"  # request | closing | wait | attach
+        self.want_stdin = False
+        self.streams: frozenset[int] = frozenset()
+        self.stdin_once = False
+        self.reading = True
+
+
+class Shim:
+    def __init__(self, request: dict[str, Any]) -> None:
+        self.id = str(request["id"])
+        self.bundle = str(request["bundle"])
+        self.state_dir = str(request["state_dir"])
+        self.log_path = request.get("log_path")
+        self.use_stdin = bool(request.get("stdin"))
+        self.rootfs_mounts = request.get("rootfs_mounts") or None
+        self.sel = selectors.DefaultSelector()
+        self.conns: dict[int, _Conn] = {}
+        self.init_pid = 0
+        self.status = "created"
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+        self.exit_code: int | None = None
+        self.signal: int | None = None
+        self.exited_at_mono: float | None = None
+        self.finalized = False
+        self.shutdown_requested = False
+        self.shutdown_deadline: float | None = None
+        self.outputs: dict[int, int] = {}  # fd -> stream number (1, 2)
+        self.stdin_fd = -1
+        self.stdin_buf = bytearray()
+        self.stdin_close_pending = False
+        self.log: JsonFileLog | None = None
+        self.listener: socket.socket | None = None
+        self.wake_r = -1
+
+    # ---- setup ----------------------------------------------------------------------
+
+    def setup_signals(self) -> None:
+        for sig in signal.valid_signals():
+            if sig in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                if signal.getsignal(sig) != signal.SIG_DFL:
+                    signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
+
+    def create(self) -> None:
+        """Create the container; on return init is blocked before exec."""
+        out_r, out_w = os.pipe2(os.O_CLOEXEC)
+        err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        in_r = in_w = -1
+        if self.use_stdin:
+            in_r, in_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            if self.log_path:
+                self.log = JsonFileLog(self.log_path)
+            self.init_pid = runtime.create(
+                self.id, self.bundle, self.state_dir,
+                stdio=(in_r if in_r >= 0 else None, out_w, err_w),
+                rootfs_mounts=self.rootfs_mounts)
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in (out_w, err_w, in_r):
+                if fd >= 0:
+                    os.close(fd)
+        for fd, stream in ((out_r, 1), (err_r, 2)):
+            os.set_blocking(fd, False)
+            self.outputs[fd] = stream
+            self.sel.register(fd, selectors.EVENT_READ, ("output", stream))
+        if in_w >= 0:
+            os.set_blocking(in_w, False)
+            self.stdin_fd = in_w
+        self.write_state()
+
+    def listen(self) -> None:
+        self.listener = protocol.listen_unix(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
+        self.listener.setblocking(False)
+        self.sel.register(self.listener, selectors.EVENT_READ, ("listener", None))
+        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+
+    def write_state(self) -> None:
+        atomic_write_json(os.path.join(self.state_dir, protocol.SHIM_STATE), {
+            "id": self.id,
+            "shim_pid": os.getpid(),
+            "init_pid": self.init_pid,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+        }, durable=False)
+
+    # ---- the loop -------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.reap()
+        while True:
+            timeout = None
+            now = time.monotonic()
+            if self.exited_at_mono is not None and not self.finalized:
+                timeout = max(0.0, self.exited_at_mono + DRAIN_TIMEOUT - now)
+            if self.shutdown_deadline is not None:
+                left = max(0.0, self.shutdown_deadline - now)
+                timeout = left if timeout is None else min(timeout, left)
+            for key, events in self.sel.select(timeout):
+                kind, arg = key.data
+                if kind == "output":
+                    self.on_output(key.fd, arg)
+                elif kind == "wake":
+                    self.on_wake()
+                elif kind == "listener":
+                    self.on_accept()
+                elif kind == "stdin":
+                    self.flush_stdin()
+                elif kind == "conn":
+                    conn = self.conns.get(key.fd)
+                    if conn is None:
+                        continue
+                    if events & selectors.EVENT_READ:
+                        self.on_conn_read(conn)
+                    if events & selectors.EVENT_WRITE and key.fd in self.conns:
+                        self.on_conn_write(conn)
+            if (self.exited_at_mono is not None and not self.finalized
+                    and (not self.outputs
+                         or time.monotonic() >= self.exited_at_mono + DRAIN_TIMEOUT)):
+                self.finalize()
+            if self.shutdown_requested and self.finalized:
+                if self.shutdown_deadline is None:
+                    self.shutdown_deadline = time.monotonic() + SHUTDOWN_FLUSH_TIMEOUT
+                busy = any(c.wbuf for c in self.conns.values())
+                if not busy or time.monotonic() >= self.shutdown_deadline:
+                    return
+
+    def on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 4096):
+                pass
+        self.reap()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.init_pid and self.exited_at_mono is None:
+                code = os.waitstatus_to_exitcode(status)
+                if code < 0:
+                    self.signal = -code
+                    self.exit_code = 128 - code
+                else:
+                    self.exit_code = code
+                self.finished_at = rfc3339_nano()
+                self.exited_at_mono = time.monotonic()
+                self.status = "stopped"
+
+    def finalize(self) -> None:
+        """Init has exited and output is drained (or the drain timed out): publish."""
+        for fd in list(self.outputs):
+            self.close_output(fd)
+        self.close_stdin_now()
+        atomic_write_json(os.path.join(self.state_dir, protocol.EXIT_FILE), self.exit_info(),
+                          durable=False)
+        self.write_state()
+        self.finalized = True
+        for conn in list(self.conns.values()):
+            if conn.mode == "wait":
+                self.respond(conn, protocol.ok(**self.exit_info()))
+            elif conn.mode == "attach":
+                conn.mode = "closing"
+                self.update(conn)
+
+    def exit_info(self) -> dict[str, Any]:
+        return {"exit_code": self.exit_code, "signal": self.signal,
+                "finished_at": self.finished_at, "oom_killed": False}
+
+    # ---- container output and input ---------------------------------------------------
+
+    def on_output(self, fd: int, stream: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        if not data:
+            self.close_output(fd)
+            return
+        if self.log is not None:
+            self.log.write(stream, data)
+        framed = None
+        for conn in list(self.conns.values()):
+            if conn.mode == "attach" and stream in conn.streams:
+                if framed is None:
+                    framed = protocol.frame(stream, data)
+                self.send(conn, framed)
+
+    def close_output(self, fd: int) -> None:
+        stream = self.outputs.pop(fd, None)
+        if stream is None:
+            return
+        self.sel.unregister(fd)
+        os.close(fd)
+        if self.log is not None:
+            self.log.end_stream(stream)
+
+    def flush_stdin(self) -> None:
+        if self.stdin_fd < 0:
+            self.stdin_buf.clear()
+            return
+        while self.stdin_buf:
+            try:
+                n = os.write(self.stdin_fd, self.stdin_buf)
+            except BlockingIOError:
+                break
+            except OSError:  # EPIPE: the container closed its stdin
+                self.stdin_buf.clear()
+                self.close_stdin_now()
+                return
+            del self.stdin_buf[:n]
+        if not self.stdin_buf and self.stdin_close_pending:
+            self.close_stdin_now()
+        self.update_stdin()
+
+    def update_stdin(self) -> None:
+        want = self.stdin_fd >= 0 and bool(self.stdin_buf)
+        registered = self.stdin_fd >= 0 and self.stdin_fd in self.sel.get_map()
+        if want and not registered:
+            self.sel.register(self.stdin_fd, selectors.EVENT_WRITE, ("stdin", None))
+        elif not want and registered:
+            self.sel.unregister(self.stdin_fd)
+        for conn in list(self.conns.values()):
+            if conn.mode == "attach" and conn.want_stdin:
+                self.update(conn)
+
+    def close_stdin(self) -> None:
+        """Close stdin once what clients sent is written."""
+        self.stdin_close_pending = True
+        self.flush_stdin()
+
+    def close_stdin_now(self) -> None:
+        if self.stdin_fd >= 0:
+            if self.stdin_fd in self.sel.get_map():
+                self.sel.unregister(self.stdin_fd)
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+            self.stdin_buf.clear()
+            for conn in list(self.conns.values()):
+                if conn.mode == "attach":
+                    self.update(conn)
+
+    # ---- client connections ---------------------------------------------------------
+
+    def on_accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            conn = _Conn(sock)
+            self.conns[sock.fileno()] = conn
+            self.sel.register(sock, selectors.EVENT_READ, ("conn", None))
+
+    def update(self, conn: _Conn) -> None:
+        """Register the events ``conn`` needs now; close it when it has nothing left."""
+        if conn.mode == "closing" and not conn.wbuf:
+            self.drop(conn)
+            return
+        events = 0
+        if conn.wbuf:
+            events |= selectors.EVENT_WRITE
+        if conn.reading:
+            if conn.mode == "attach" and conn.want_stdin:
+                if self.stdin_fd >= 0 and len(self.stdin_buf) < STDIN_BUFFER_LIMIT:
+                    events |= selectors.EVENT_READ
+            elif conn.mode in ("request", "wait", "attach"):
+                events |= selectors.EVENT_READ
+        fd = conn.sock.fileno()
+        key = self.sel.get_map().get(fd)
+        if events == 0:
+            if key is not None:
+                self.sel.unregister(fd)
+        elif key is None:
+            self.sel.register(fd, events, ("conn", None))
+        elif key.events != events:
+            self.sel.modify(fd, events, ("conn", None))
+
+    def drop(self, conn: _Conn) -> None:
+        fd = conn.sock.fileno()
+        self.conns.pop(fd, None)
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
+        conn.sock.close()
+
+    def send(self, conn: _Conn, data: bytes) -> None:
+        if conn.wbuf:
+            conn.wbuf += data
+        else:
+            try:
+                n = conn.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                n = 0
+            except OSError:
+                self.drop(conn)
+                return
+            if n < len(data):
+                conn.wbuf += data[n:]
+        if len(conn.wbuf) > CLIENT_BUFFER_LIMIT:
+            print(f"shim: dropping a client {len(conn.wbuf)} bytes behind", file=sys.stderr)
+            self.drop(conn)
+            return
+        self.update(conn)
+
+    def respond(self, conn: _Conn, resp: dict[str, Any]) -> None:
+        conn.mode = "closing"
+        conn.reading = False
+        self.send(conn, protocol.encode(resp))
+
+    def on_conn_write(self, conn: _Conn) -> None:
+        try:
+            n = conn.sock.send(conn.wbuf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.drop(conn)
+            return
+        del conn.wbuf[:n]
+        self.update(conn)
+
+    def on_conn_read(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.drop(conn)
+            return
+        if conn.mode == "attach":
+            self.on_attach_input(conn, data)
+            return
+        if not data:
+            if conn.mode == "request" and conn.rbuf:
+                self.respond(conn, protocol.error_response(
+                    InvalidArgument("request not terminated by a newline")))
+            else:
+                self.drop(conn)
+            return
+        if conn.mode != "request":
+            return  # a waiter said something: ignore
+        conn.rbuf += data
+        nl = conn.rbuf.find(b"\n")
+        if nl < 0:
+            if len(conn.rbuf) > protocol.MAX_LINE:
+                self.respond(conn, protocol.error_response(InvalidArgument("request too long")))
+            return
+        line = bytes(conn.rbuf[:nl])
+        rest = bytes(conn.rbuf[nl + 1:])
+        conn.rbuf.clear()
+        try:
+            req = protocol.decode(line)
+            self.dispatch(conn, req, rest)
+        except BerthError as e:
+            self.respond(conn, protocol.error_response(e))
+        except ValueError as e:
+            self.respond(conn, protocol.error_response(InvalidArgument(f"bad request: {e}")))
+        except Exception as e:  # noqa: BLE001 - a bug must not kill the container's monitor
+            traceback.print_exc()
+            self.respond(conn, protocol.error_response(e))
+
+    def on_attach_input(self, conn: _Conn, data: bytes) -> None:
+        if not data:
+            conn.reading = False
+            if conn.want_stdin and conn.stdin_once:
+                self.close_stdin()
+            self.update(conn)
+            return
+        if conn.want_stdin and self.stdin_fd >= 0:
+            self.stdin_buf += data
+            self.flush_stdin()
+
+    # ---- requests -------------------------------------------------------------------
+
+    def dispatch(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
+        op = req.get("op")
+        if op == "state":
+            self.respond(conn, protocol.ok(
+                status=self.status, init_pid=self.init_pid, shim_pid=os.getpid(),
+                exit_code=self.exit_code, signal=self.signal, started_at=self.started_at,
+                finished_at=self.finished_at))
+        elif op == "start":
+            self.op_start()
+            self.respond(conn, protocol.ok())
+        elif op == "kill":
+            sig = int(req.get("signal") or signal.SIGTERM)
+            if self.status == "stopped":
+                raise Conflict(f"container {self.id} is not running")
+            runtime.kill(self.state_dir, sig, all=bool(req.get("all")))
+            self.respond(conn, protocol.ok())
+        elif op == "wait":
+            if self.finalized:
+                self.respond(conn, protocol.ok(**self.exit_info()))
+            else:
+                conn.mode = "wait"
+                self.update(conn)
+        elif op == "attach":
+            self.op_attach(conn, req, rest)
+        elif op == "close_stdin":
+            self.close_stdin()
+            self.respond(conn, protocol.ok())
+        elif op == "shutdown":
+            self.shutdown_requested = True
+            self.respond(conn, protocol.ok())
+        else:
+            raise InvalidArgument(f"unknown op {op!r}")
+
+    def op_start(self) -> None:
+        if self.status != "created":
+            raise Conflict(f"container {self.id} is {self.status}, not created")
+        runtime.start(self.state_dir)
+        self.status = "running"
+        self.started_at = rfc3339_nano()
+        self.write_state()
+        self.reap()  # it may already be gone (e.g. `true`)
+
+    def op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
+        streams = set()
+        if req.get("stdout", True):
+            streams.add(1)
+        if req.get("stderr", True):
+            streams.add(2)
+        want_stdin = bool(req.get("stdin"))
+        if want_stdin and not self.use_stdin:
+            raise Conflict("the container was created without stdin")
+        conn.streams = frozenset(streams)
+        conn.want_stdin = want_stdin
+        conn.stdin_once = bool(req.get("stdin_once"))
+        self.send(conn, protocol.encode(protocol.ok()))
+        if conn.sock.fileno() not in self.conns:
+            return
+        if self.finalized:
+            conn.mode = "closing"
+            conn.reading = False
+            if want_stdin and conn.stdin_once:
+                self.close_stdin()
+            self.update(conn)
+            return
+        conn.mode = "attach"
+        if rest:
+            self.on_attach_input(conn, rest)
+        self.update(conn)
+
+    # ---- exit -----------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+        with contextlib.suppress(BerthError, OSError):
+            runtime.delete(self.state_dir, force=True)
+
+
+def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
+    """The shim's life, in the process the launcher forked: never returns.
+
+    ``conn`` is the client's spawn connection; it gets the spawn response.
+    """
+    code = 0
+    shim: Shim | None = None
+    try:
+        os.setsid()
+        linux.set_child_subreaper()
+        state_dir = str(request["state_dir"])
+        os.makedirs(state_dir, 0o711, exist_ok=True)
+        _redirect_stdio(os.path.join(state_dir, "shim.log"))
+        if request.get("tty"):
+            raise NotImplementedYet("tty containers are not supported yet")
+        shim = Shim(request)
+        shim.setup_signals()
+        shim.listen()
+        try:
+            shim.create()
+        except BaseException:
+            shim.cleanup()
+            raise
+        conn.setblocking(True)
+        with contextlib.suppress(OSError):
+            conn.sendall(protocol.encode(protocol.ok(shim_pid=os.getpid(),
+                                                     init_pid=shim.init_pid)))
+        conn.close()
+        shim.run()
+        shim.cleanup()
+    except BaseException as e:  # noqa: BLE001 - report, then exit
+        code = 1
+        if not isinstance(e, BerthError):
+            traceback.print_exc()
+        with contextlib.suppress(OSError):
+            conn.setblocking(True)
+            conn.sendall(protocol.encode(protocol.error_response(e)))
+            conn.close()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _redirect_stdio(log_path: str) -> None:
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+    os.dup2(null, 0)
+    os.close(null)
+    fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
