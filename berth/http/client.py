@@ -32,6 +32,7 @@ __all__ = [
     "Client",
     "DaemonUnavailable",
     "Hijacked",
+    "PendingRequest",
     "ProtocolError",
     "Response",
     "parse_host",
@@ -322,6 +323,27 @@ class Hijacked:
 Body = bytes | IO[bytes] | Iterable[bytes]
 
 
+class PendingRequest:
+    """A request sent whose answer has not been read yet."""
+
+    def __init__(self, sock: socket.socket, method: str) -> None:
+        self._sock = sock
+        self._method = method
+
+    def wait_response(self, *, check: bool = True, timeout: float | None = None) -> Response:
+        """Block until the response head arrives; ``timeout`` in seconds (None: no limit)."""
+        if timeout is not None:
+            self._sock.settimeout(timeout)
+        reader, status, reason, headers = Client._receive(self._sock)
+        response = Response(self._sock, reader, self._method, status, reason, headers)
+        if check and status >= 400:
+            raise _api_error(response)
+        return response
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 class Client:
     """Engine API client: ``request`` for ordinary calls, ``hijack`` for attach-style calls.
 
@@ -418,10 +440,10 @@ class Client:
             # The daemon may answer early (an error) and close; its answer says why.
             pass
 
-    def _exchange(self, method: str, path: str, params: Mapping[str, Any] | None,
-                  json: Any, body: Body | None, headers: Mapping[str, str] | None,
-                  versioned: bool, extra: Mapping[str, str]) -> tuple[
-                      socket.socket, _Reader, int, str, dict[str, str]]:
+    def _open(self, method: str, path: str, params: Mapping[str, Any] | None, json: Any,
+              body: Body | None, headers: Mapping[str, str] | None, versioned: bool,
+              extra: Mapping[str, str]) -> socket.socket:
+        """Connect and send a whole request; the answer is read separately."""
         hdrs: dict[str, str] = dict(extra)
         if json is not None:
             body = _json.dumps(json, separators=(",", ":")).encode()
@@ -431,15 +453,23 @@ class Client:
         sock = self._connect()
         try:
             self._send(sock, method, self._target(path, params, versioned), hdrs, body)
-            reader = _Reader(sock)
-            try:
-                status, reason, resp_headers = _read_head(reader)
-            except ConnectionResetError as e:
-                raise ProtocolError("the daemon closed the connection without answering") from e
         except BaseException:
             sock.close()
             raise
-        return sock, reader, status, reason, resp_headers
+        return sock
+
+    @staticmethod
+    def _receive(sock: socket.socket) -> tuple[_Reader, int, str, dict[str, str]]:
+        reader = _Reader(sock)
+        try:
+            status, reason, headers = _read_head(reader)
+        except ConnectionResetError as e:
+            sock.close()
+            raise ProtocolError("the daemon closed the connection without answering") from e
+        except BaseException:
+            sock.close()
+            raise
+        return reader, status, reason, headers
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -451,12 +481,19 @@ class Client:
 
         With ``check`` (the default) an error status raises :class:`APIError`.
         """
-        sock, reader, status, reason, resp_headers = self._exchange(
-            method, path, params, json, body, headers, versioned, {})
-        response = Response(sock, reader, method, status, reason, resp_headers)
-        if check and status >= 400:
-            raise _api_error(response)
-        return response
+        return self.send(method, path, params=params, json=json, body=body, headers=headers,
+                         versioned=versioned).wait_response(check=check)
+
+    def send(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+             json: Any = None, body: Body | None = None,
+             headers: Mapping[str, str] | None = None, versioned: bool = True) -> PendingRequest:
+        """Send a request without waiting for the answer.
+
+        ``run`` needs this for ``wait``: the request must be with the daemon before ``start``,
+        but its answer only comes when the container exits.
+        """
+        sock = self._open(method, path, params, json, body, headers, versioned, {})
+        return PendingRequest(sock, method)
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         with self.request("GET", path, params=params) as r:
@@ -474,9 +511,9 @@ class Client:
         The daemon answers ``101 UPGRADED`` (or ``200`` from older servers) and from then on the
         socket carries the stream itself; anything else is an error.
         """
-        sock, reader, status, reason, resp_headers = self._exchange(
-            method, path, params, json, None, headers, True,
-            {"Connection": "Upgrade", "Upgrade": "tcp"})
+        sock = self._open(method, path, params, json, None, headers, True,
+                          {"Connection": "Upgrade", "Upgrade": "tcp"})
+        reader, status, reason, resp_headers = self._receive(sock)
         if status not in (101, 200):
             raise _api_error(Response(sock, reader, method, status, reason, resp_headers))
         sock.settimeout(None)

@@ -1,0 +1,34 @@
+"""docker's pattern for verbs over several objects: act on each, print the name on success,
+collect the errors and report them all at the end with exit code 1."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from berth.cli.context import Context
+from berth.errors import BerthError
+from berth.http.client import APIError
+
+
+def error_text(error: BerthError) -> str:
+    if isinstance(error, APIError):
+        return f"Error response from daemon: {error.message}"
+    return error.message
+
+
+def for_each(ctx: Context, names: Iterable[str], action: Callable[[str], str | None],
+             ignore: Callable[[BerthError], bool] = lambda e: False) -> int:
+    """Run ``action`` per name; it returns the line to print (None: print the name itself)."""
+    errors: list[str] = []
+    for name in names:
+        try:
+            line = action(name)
+        except BerthError as e:
+            if not ignore(e):
+                errors.append(error_text(e))
+            continue
+        ctx.out(name if line is None else line)
+    if errors:
+        ctx.err("\n".join(errors))
+        return 1
+    return 0

@@ -1,0 +1,29 @@
+"""``berth create``: create a container and print its id."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.commands import _container
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+from berth.errors import BerthError
+
+USAGE = _container.USAGE
+ALIASES = ("container create", "create")
+
+
+def configure(p: Parser) -> None:
+    _container.configure(p, run=False)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    spec = _container.build_spec(args, ctx.verb, detach=False)
+    try:
+        container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)
+    except BerthError as e:
+        raise _container.run_error(e, ctx.verb) from None
+    if args.cidfile:
+        _container.write_cidfile(args.cidfile, container_id)
+    ctx.out(container_id)
+    return 0

@@ -1,0 +1,81 @@
+"""``berth inspect``: objects as the daemon describes them, a JSON array or a template each."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from berth.cli.context import Context, StatusError
+from berth.cli.parser import Parser
+from berth.errors import BerthError
+from berth.http.client import APIError
+
+USAGE = "[OPTIONS] NAME|ID [NAME|ID...]"
+_TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service",
+          "task", "volume")
+# Looked up in this order when no --type is given, as docker does.
+_ENDPOINTS = {
+    "container": "/containers/{}/json",
+    "image": "/images/{}/json",
+    "network": "/networks/{}",
+    "volume": "/volumes/{}",
+}
+
+
+def configure(p: Parser) -> None:
+    p.flag("-f", "--format", kind="string", help="Format output using a custom template")
+    p.flag("-s", "--size", action="store_true",
+           help="Display total file sizes if the type is container")
+    p.flag("--type", kind="string", help="Only inspect objects of the given type")
+    p.positionals(1, None)
+
+
+def _get(ctx: Context, kind: str, name: str, size: bool) -> Any:
+    params = {"size": True} if kind == "container" and size else None
+    return ctx.client.get_json(_ENDPOINTS[kind].format(name), params)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    kind = args.type or {"container inspect": "container",
+                         "image inspect": "image"}.get(ctx.verb)
+    if kind and kind not in _TYPES:
+        raise StatusError(1, f'unknown type: "{kind}": must be one of '
+                             + ", ".join(f'"{t}"' for t in _TYPES))
+    if kind and kind not in _ENDPOINTS:
+        raise StatusError(1, f"Error response from daemon: inspecting {kind}s is not supported")
+    found: list[Any] = []
+    errors: list[str] = []
+    for name in args.args:
+        if kind:
+            try:
+                found.append(_get(ctx, kind, name, args.size))
+            except APIError as e:
+                errors.append(f"Error response from daemon: {e.message}")
+            continue
+        for candidate in _ENDPOINTS:
+            try:
+                found.append(_get(ctx, candidate, name, args.size))
+                break
+            except APIError as e:
+                if e.status not in (404, 400):
+                    errors.append(f"Error response from daemon: {e.message}")
+                    break
+            except BerthError:
+                raise
+        else:
+            errors.append(f"Error: No such object: {name}")
+    if args.format and args.format != "json":
+        from berth.cli.template import TemplateError, render_template
+
+        for obj in found:
+            try:
+                ctx.out(render_template(args.format, obj))
+            except TemplateError as e:
+                raise StatusError(1, f"template parsing error: {e}") from None
+    else:
+        ctx.out(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
+    if errors:
+        ctx.err("\n".join(errors))
+        return 1
+    return 0

@@ -1,0 +1,26 @@
+"""``berth kill``: send a signal (SIGKILL by default) to running containers."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.commands._each import for_each
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+
+USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
+ALIASES = ("container kill", "kill")
+
+
+def configure(p: Parser) -> None:
+    p.flag("-s", "--signal", kind="string", help="Signal to send to the container")
+    p.positionals(1, None)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"signal": args.signal or None}
+
+    def kill(name: str) -> None:
+        ctx.client.request("POST", f"/containers/{name}/kill", params=params).close()
+
+    return for_each(ctx, args.args, kill)

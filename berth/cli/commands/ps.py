@@ -1,0 +1,164 @@
+"""``berth ps``: the container table, laid out and truncated as ``docker ps`` does."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from berth.cli import render
+from berth.cli.context import Context
+from berth.cli.parser import Parser, append_list
+
+USAGE = "[OPTIONS]"
+ALIASES = ("container ls", "container list", "container ps", "ps")
+HEADER = ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES")
+
+
+def configure(p: Parser) -> None:
+    p.flag("-a", "--all", action="store_true",
+           help="Show all containers (default shows just running)")
+    append_list(p, "-f", "--filter", help="Filter output based on conditions provided")
+    p.flag("-n", "--last", kind="int", type=int, default=-1,
+           help="Show n last created containers (includes all states)")
+    p.flag("-l", "--latest", action="store_true",
+           help="Show the latest created container (includes all states)")
+    p.flag("--no-trunc", dest="no_trunc", action="store_true", help="Don't truncate output")
+    p.flag("-q", "--quiet", action="store_true", help="Only display container IDs")
+    p.flag("-s", "--size", action="store_true", help="Display total file sizes")
+    p.positionals(0, 0)
+
+
+def parse_filters(items: list[str]) -> dict[str, list[str]] | None:
+    """``-f key=value`` flags as the API's ``filters`` JSON: ``{"key": ["value", …]}``."""
+    from berth.cli.context import StatusError
+
+    filters: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise StatusError(125, f"invalid argument \"{item}\" for \"-f, --filter\" flag: "
+                                   "bad format of filter (expected name=value)")
+        filters.setdefault(key.strip().lower(), []).append(value)
+    return filters or None
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    import json
+
+    filters = parse_filters(args.filter)
+    last = 1 if args.latest else args.last
+    params: dict[str, Any] = {
+        "all": True if (args.all or last > 0) else None,
+        "limit": last if last > 0 else None,
+        "size": args.size or None,
+        "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
+    }
+    containers = ctx.client.get_json("/containers/json", params) or []
+    trunc = not args.no_trunc
+    if args.quiet:
+        for c in containers:
+            ctx.out(_id(c, trunc))
+        return 0
+    now = time.time()
+    rows = [container_row(c, trunc, now) for c in containers]
+    header = HEADER
+    if args.size:
+        header = HEADER + ("SIZE",)
+        rows = [row + (_size(c),) for row, c in zip(rows, containers, strict=True)]
+    ctx.out(render.table(header, rows), end="")
+    return 0
+
+
+def _id(c: dict[str, Any], trunc: bool) -> str:
+    cid = str(c.get("Id", ""))
+    return cid[:12] if trunc else cid
+
+
+def _size(c: dict[str, Any]) -> str:
+    rw = int(c.get("SizeRw") or 0)
+    rootfs = int(c.get("SizeRootFs") or 0)
+    text = render.human_size(rw)
+    return f"{text} (virtual {render.human_size(rootfs)})" if rootfs else text
+
+
+def container_row(c: dict[str, Any], trunc: bool, now: float) -> tuple[str, ...]:
+    command = str(c.get("Command") or "")
+    if trunc:
+        command = render.ellipsis(command, 20)
+    return (
+        _id(c, trunc),
+        _image(c, trunc),
+        render.go_quote(command),
+        render.since(c.get("Created"), now),
+        str(c.get("Status") or ""),
+        format_ports(c.get("Ports") or []),
+        _names(c.get("Names") or [], trunc),
+    )
+
+
+def _image(c: dict[str, Any], trunc: bool) -> str:
+    image = str(c.get("Image") or "")
+    if not trunc:
+        return image
+    short = _truncate_id(str(c.get("ImageID") or ""))
+    if short and short == _truncate_id(image):
+        return short
+    if "@" in image:
+        return image.split("@", 1)[0]
+    return image
+
+
+def _truncate_id(text: str) -> str:
+    """docker's ``stringid.TruncateID``: drop an ``algo:`` prefix, keep 12 characters."""
+    return text.split(":", 1)[-1][:12]
+
+
+def _names(names: list[str], trunc: bool) -> str:
+    out = []
+    for name in names:
+        bare = name.lstrip("/")
+        if trunc and "/" in bare:  # a link alias ("/web/db"), shown only with --no-trunc
+            continue
+        out.append(bare)
+    return ",".join(out)
+
+
+def format_ports(ports: list[dict[str, Any]]) -> str:
+    """``0.0.0.0:8080->80/tcp, :::8080->80/tcp``: consecutive ports merged into ranges."""
+    groups: dict[str, list[tuple[int, int]]] = {}
+    order: list[str] = []
+    for port in ports:
+        private = int(port.get("PrivatePort") or 0)
+        public = int(port.get("PublicPort") or 0)
+        proto = port.get("Type") or "tcp"
+        ip = port.get("IP") or ""
+        if public:
+            host = f"[{ip}]" if ":" in ip and ip != "::" else ip
+            key = f"{host}:" + "{pub}->{priv}/" + proto
+        else:
+            key = "{priv}/" + proto
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append((public, private))
+    parts: list[str] = []
+    for key in order:
+        pairs = sorted(groups[key], key=lambda p: p[1])
+        start = prev = pairs[0]
+        for pair in pairs[1:] + [None]:  # type: ignore[list-item]
+            if pair is not None and pair[1] == prev[1] + 1 and \
+                    (not pair[0] or pair[0] == prev[0] + 1):
+                prev = pair
+                continue
+            parts.append(_port_text(key, start, prev))
+            if pair is not None:
+                start = prev = pair
+    return ", ".join(parts)
+
+
+def _port_text(key: str, start: tuple[int, int], end: tuple[int, int]) -> str:
+    def span(a: int, b: int) -> str:
+        return str(a) if a == b else f"{a}-{b}"
+
+    return key.format(pub=span(start[0], end[0]), priv=span(start[1], end[1]))

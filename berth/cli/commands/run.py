@@ -1,0 +1,72 @@
+"""``berth run``: create, attach, wait, start — the docker CLI's sequence and exit codes.
+
+Exit codes: the container's own, or 125 when the daemon refused, 126 when the command could
+not be executed, 127 when it was not found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+
+from berth.cli.commands import _attach, _container
+from berth.cli.context import Context, StatusError
+from berth.cli.parser import Parser
+from berth.errors import BerthError
+
+USAGE = _container.USAGE
+ALIASES = ("container run", "run")
+
+
+def configure(p: Parser) -> None:
+    _container.configure(p, run=True)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    spec = _container.build_spec(args, ctx.verb, detach=args.detach)
+    body = spec.body
+    streams = _attach.Streams(body["AttachStdin"], body["AttachStdout"], body["AttachStderr"],
+                              body["Tty"])
+    if streams.stdin and streams.tty and not ctx.is_tty(ctx.stdin):
+        raise StatusError(1, "the input device is not a TTY")
+    auto_remove = bool(body["HostConfig"]["AutoRemove"])
+    client = ctx.client
+    try:
+        container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)
+    except BerthError as e:
+        raise _container.run_error(e, ctx.verb) from None
+    if args.cidfile:
+        _container.write_cidfile(args.cidfile, container_id)
+
+    hijacked = None
+    if streams.any:
+        try:
+            hijacked = _attach.attach(client, container_id, streams)
+        except BerthError as e:
+            raise _container.run_error(e, ctx.verb) from None
+    else:
+        ctx.out(container_id)
+    with contextlib.ExitStack() as stack:
+        if hijacked is not None:
+            stack.callback(hijacked.close)
+        try:
+            pending = _attach.send_wait(client, container_id, auto_remove)
+        except BerthError as e:
+            raise _container.run_error(e, ctx.verb) from None
+        stack.callback(pending.close)
+        try:
+            client.request("POST", f"/containers/{container_id}/start").close()
+        except BerthError as e:
+            if hijacked is not None:
+                hijacked.close()
+            if auto_remove:
+                # Let the daemon finish removing it, so a failed --rm run leaves nothing behind.
+                _attach.wait_status(ctx, pending, timeout=30)
+            raise _container.run_error(e, ctx.verb) from None
+        if hijacked is None:
+            return 0
+        if streams.tty:
+            _attach.resize(client, ctx, container_id)
+        with _attach.signal_proxy(client, container_id, args.sig_proxy and not streams.tty):
+            _attach.stream_until_done(ctx, hijacked, streams)
+            return _attach.wait_status(ctx, pending)

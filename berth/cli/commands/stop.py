@@ -1,0 +1,29 @@
+"""``berth stop``: stop running containers (SIGTERM, then SIGKILL after the timeout)."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.commands._each import for_each
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+
+USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
+ALIASES = ("container stop", "stop")
+
+
+def configure(p: Parser) -> None:
+    p.flag("-s", "--signal", kind="string", help="Signal to send to the container")
+    p.flag("-t", "--timeout", "--time", dest="timeout", kind="int", type=int,
+           help="Seconds to wait before killing the container")
+    p.positionals(1, None)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"t": args.timeout, "signal": args.signal}
+
+    def stop(name: str) -> None:
+        # No client timeout: the daemon answers once the container has stopped.
+        ctx.client.request("POST", f"/containers/{name}/stop", params=params).close()
+
+    return for_each(ctx, args.args, stop)
