@@ -157,8 +157,11 @@ def _set_user_and_caps(cfg: InitConfig) -> None:
         linux.set_keepcaps(False)
         linux.capset(caps.effective, caps.permitted, caps.inheritable)
         linux.ambient_clear_all()
+        # The kernel only lets permitted and inheritable capabilities be ambient; runc skips
+        # the others with a warning (``runc spec`` lists ambient ones it cannot raise).
+        raisable = caps.ambient & caps.permitted & caps.inheritable
         for cap in range(linux.CAP_LAST_CAP + 1):
-            if caps.ambient & (1 << cap):
+            if raisable & (1 << cap):
                 linux.ambient_raise(cap)
 
 

@@ -1,0 +1,210 @@
+"""``berth-runtime``: runc's command line (a subset), on top of ``berth.runtime``.
+
+State lives in ``--root`` (default /run/berth-runtime), one directory per container id, so the
+commands can run as separate processes exactly as with runc: ``create`` leaves init blocked,
+``start`` releases it, ``delete`` removes the state. ``run`` stays in the foreground as the
+container's reaper (a child subreaper), forwards signals to it and exits with its status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from berth import linux
+from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
+from berth.runtime import container, spec
+
+DEFAULT_ROOT = "/run/berth-runtime"
+FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
+                     signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH, signal.SIGCONT)
+
+
+def parse_signal(text: str) -> int:
+    """``9``, ``KILL`` or ``SIGKILL`` to a signal number."""
+    if text.isdigit():
+        return int(text)
+    name = text.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"unknown signal {text!r}") from None
+
+
+def _state_dir(root: str, container_id: str) -> str:
+    if not container_id or "/" in container_id or container_id in (".", ".."):
+        raise InvalidArgument(f"invalid container id {container_id!r}")
+    return os.path.join(root, container_id)
+
+
+def _existing(root: str, container_id: str) -> str:
+    path = _state_dir(root, container_id)
+    if not os.path.exists(os.path.join(path, container.STATE_FILE)):
+        raise NotFound(f"container does not exist: {container_id}")
+    return path
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    container.create(args.id, args.bundle, _state_dir(args.root, args.id), stdio=(0, 1, 2),
+                     pid_file=args.pid_file)
+    return 0
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    container.start(_existing(args.root, args.id))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    state_dir = _state_dir(args.root, args.id)
+    if not args.detach:
+        linux.set_child_subreaper()
+    pid = container.create(args.id, args.bundle, state_dir, stdio=(0, 1, 2),
+                           pid_file=args.pid_file)
+    if args.detach:
+        container.start(state_dir)
+        return 0
+
+    def forward(sig: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
+    try:
+        container.start(state_dir)
+    except BaseException:
+        container.delete(state_dir, force=True)
+        raise
+    code = 255
+    while True:
+        try:
+            reaped, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if reaped == pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    container.delete(state_dir, force=True)
+    return code
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    print(json.dumps(container.state(_existing(args.root, args.id)), indent=2))
+    return 0
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    container.kill(_existing(args.root, args.id), parse_signal(args.signal), all=args.all)
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    try:
+        path = _existing(args.root, args.id)
+    except NotFound:
+        if args.force:
+            return 0
+        raise
+    container.delete(path, force=args.force)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rows = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in sorted(os.listdir(args.root)):
+            with contextlib.suppress(BerthError, OSError, ValueError):
+                rows.append(container.state(os.path.join(args.root, name)))
+    if args.format == "json":
+        print(json.dumps(rows))
+    else:
+        print(f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} CREATED")
+        for st in rows:
+            print(f"{st['id']:<20} {st['pid']:<8} {st['status']:<10} {st['bundle']:<40} "
+                  f"{st['created']}")
+    return 0
+
+
+def cmd_spec(args: argparse.Namespace) -> int:
+    path = os.path.join(args.bundle, "config.json")
+    if os.path.exists(path):
+        raise InvalidArgument("File config.json exists. Remove it first")
+    doc = spec.default_spec(args.args or ["sh"])
+    with open(path, "w") as f:
+        json.dump(doc, f, indent="\t")
+        f.write("\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime")
+    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory root")
+    p.add_argument("--log", help="accepted for runc compatibility; errors go to stderr")
+    p.add_argument("--log-format", help="accepted for runc compatibility")
+    p.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
+    p.add_argument("--systemd-cgroup", action="store_true",
+                   help="accepted for runc compatibility")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_bundle(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("-b", "--bundle", default=".", help="bundle directory")
+        sp.add_argument("--pid-file", help="write init's pid here")
+        sp.add_argument("id")
+
+    sp = sub.add_parser("create", help="create a container, blocked before its command")
+    with_bundle(sp)
+    sp.set_defaults(func=cmd_create)
+    sp = sub.add_parser("run", help="create and start a container, wait for it, delete it")
+    with_bundle(sp)
+    sp.add_argument("-d", "--detach", action="store_true")
+    sp.set_defaults(func=cmd_run)
+    sp = sub.add_parser("start", help="start a created container")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_start)
+    sp = sub.add_parser("state", help="print a container's state as JSON")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_state)
+    sp = sub.add_parser("kill", help="send a signal to a container's init")
+    sp.add_argument("-a", "--all", action="store_true", help="signal every process")
+    sp.add_argument("id")
+    sp.add_argument("signal", nargs="?", default="SIGTERM")
+    sp.set_defaults(func=cmd_kill)
+    sp = sub.add_parser("delete", help="delete a container's state")
+    sp.add_argument("-f", "--force", action="store_true", help="kill it if it is running")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_delete)
+    sp = sub.add_parser("list", help="list containers")
+    sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    sp.set_defaults(func=cmd_list)
+    sp = sub.add_parser("spec", help="write a config.json with Docker's defaults")
+    sp.add_argument("-b", "--bundle", default=".")
+    sp.add_argument("args", nargs="*", help="the command (default: sh)")
+    sp.set_defaults(func=cmd_spec)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except RuntimeFailure as e:
+        print(f"berth-runtime: {e}", file=sys.stderr)
+        code = e.exit_code if args.command == "run" else 1
+    except BerthError as e:
+        print(f"berth-runtime: {e}", file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
