@@ -1,0 +1,733 @@
+"""The image service: load, import, list, inspect, tag, delete, and container root filesystems.
+
+Where things live (``data_root``):
+
+* config, manifest and layer blobs in the content store (``content/``), so images can be saved
+  and pushed byte for byte later;
+* one committed overlay snapshot per layer stack, named by its chain ID (``snapshots/``), shared
+  by every image and container built on it;
+* the rows that tie them together in ``berth.db`` (``images``, ``tags``, ``layers``,
+  ``image_layers``, ``layer_blobs``): the only thing that makes an image exist.
+
+Crash consistency: blobs and snapshots are created first, then all rows of one load or import
+are written in one transaction. A crash before the commit leaves unreferenced blobs and
+snapshots, which ``gc()`` (run when the service starts) deletes; a crash after leaves a
+complete image. Failed loads clean up after themselves, so the store is unchanged.
+
+Mutations (load, import, tag, delete, gc) hold one lock: a layer unpacked by one load cannot
+be garbage-collected or committed twice by another.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from berth.archive import Compression, WhiteoutMode, apply_layer, open_decompressed
+from berth.content import LocalStore
+from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
+from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
+from berth.image.config import apply_changes, container_config, go_json, parse_created
+from berth.metadata import MetadataStore
+from berth.oci import (
+    Digest,
+    Reference,
+    chain_ids,
+    is_valid_tag,
+    mediatype,
+    parse_any_reference,
+    parse_normalized,
+)
+from berth.snapshot import Mount, OverlaySnapshotter
+from berth.util import new_id, rfc3339_nano, short_id
+from berth.util.humanize import human_size
+
+__all__ = ["ImageRecord", "ImageService"]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+EXTRACT_PREFIX = "extract-"
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    id: str                       # "sha256:<hex>", the config digest
+    config: dict[str, Any]        # the whole image config (``config["config"]`` is Cmd, Env…)
+    chain_id: str | None          # top layer's chain ID = snapshot parent for containers
+    repo_tags: list[str]          # familiar form: "busybox:latest"
+    diff_ids: list[str]
+    size: int
+    created: str
+
+
+def _media_type_for(kind: Compression) -> str:
+    return {Compression.GZIP: mediatype.DOCKER_LAYER_GZIP,
+            Compression.ZSTD: mediatype.OCI_LAYER_ZSTD}.get(kind, mediatype.DOCKER_LAYER)
+
+
+def _filter_values(filters: dict[str, Any] | None, key: str) -> list[str]:
+    """Engine API filters come as ``{"k": ["v"]}`` or the legacy ``{"k": {"v": true}}``."""
+    if not filters or key not in filters:
+        return []
+    v = filters[key]
+    if isinstance(v, dict):
+        return [k for k, on in v.items() if on]
+    if isinstance(v, str):
+        return [v]
+    return [str(x) for x in v]
+
+
+def _progress(current: int, total: int) -> str:
+    width = 50
+    filled = width * current // total if total else width
+    bar = "=" * filled + (">" if filled < width else "") + " " * max(0, width - filled - 1)
+    return f"[{bar}]  {human_size(current)}/{human_size(total)}"
+
+
+class ImageService:
+    def __init__(self, data_root: str, db: MetadataStore,
+                 container_running: Callable[[str], bool] | None = None) -> None:
+        """``container_running`` tells running from stopped containers when deleting images
+        (a running one is a conflict that ``force`` cannot override); without it, the
+        container record's ``State.Running`` is used."""
+        self.data_root = data_root
+        self.db = db
+        self.content = LocalStore(os.path.join(data_root, "content"))
+        self.snapshots = OverlaySnapshotter(os.path.join(data_root, "snapshots", "overlay"))
+        self._tmp = os.path.join(data_root, "tmp")
+        os.makedirs(self._tmp, exist_ok=True)
+        self._lock = threading.RLock()
+        self._container_running = container_running
+        self.gc()
+
+    # -- resolving -------------------------------------------------------------
+    def _record(self, image_id: str) -> ImageRecord:
+        db = self.db.read()
+        row = db.execute("SELECT * FROM images WHERE id=?", (image_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"No such image: {image_id}")
+        config = json.loads(row["config"])
+        return ImageRecord(
+            id=row["id"], config=config, chain_id=row["chain_id"],
+            repo_tags=self._tags_of(image_id),
+            diff_ids=list((config.get("rootfs") or {}).get("diff_ids") or []),
+            size=row["size"], created=row["created"])
+
+    def _refs_of(self, image_id: str) -> list[Reference]:
+        rows = self.db.read().execute(
+            "SELECT reference FROM tags WHERE image_id=? ORDER BY created, reference",
+            (image_id,)).fetchall()
+        return [parse_normalized(r[0]) for r in rows]
+
+    def _tags_of(self, image_id: str) -> list[str]:
+        return [r.familiar() for r in self._refs_of(image_id) if not r.digest]
+
+    def _digests_of(self, image_id: str) -> list[str]:
+        return [f"{r.familiar_name}@{r.digest}" for r in self._refs_of(image_id) if r.digest]
+
+    def _resolve_id(self, ref: str) -> str:
+        """Docker's lookup order: an ID; a reference; an ID prefix."""
+        parsed = parse_any_reference(ref)
+        db = self.db.read()
+        if isinstance(parsed, str):
+            if db.execute("SELECT 1 FROM images WHERE id=?", (parsed,)).fetchone():
+                return parsed
+            raise NotFound(f"No such image: {parsed}")
+        named = parsed.with_default_tag()
+        key = str(named)
+        if named.digest and named.tag:
+            key = str(Reference(named.domain, named.path, "", named.digest))
+        row = db.execute("SELECT image_id FROM tags WHERE reference=?", (key,)).fetchone()
+        if row is not None:
+            return row[0]
+        # name@digest also matches an image whose config digest is that digest.
+        if named.digest and db.execute("SELECT 1 FROM images WHERE id=?",
+                                       (named.digest,)).fetchone():
+            return named.digest
+        prefix = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
+        if 0 < len(prefix) < 64 and all(c in "0123456789abcdef" for c in prefix):
+            rows = db.execute("SELECT id FROM images WHERE substr(id, 8, ?) = ? LIMIT 2",
+                              (len(prefix), prefix)).fetchall()
+            if len(rows) == 1:
+                return rows[0][0]
+        raise NotFound(f"No such image: {named.familiar()}")
+
+    def resolve(self, ref: str) -> ImageRecord:
+        """The image ``ref`` names: ``name[:tag]``, ``name@digest``, or a (short) ID."""
+        return self._record(self._resolve_id(ref))
+
+    # -- loading ---------------------------------------------------------------
+    def load(self, stream: BinaryIO, quiet: bool = False) -> Iterator[dict[str, Any]]:
+        """``docker load``: yields Docker's JSON message stream. Bad archives raise
+        ``InvalidArgument`` before the first message, leaving the store unchanged."""
+        tmpdir = tempfile.mkdtemp(prefix="load-", dir=self._tmp)
+        try:
+            bundle = Bundle(tmpdir)
+            bundle.extract(stream)
+            plans = read_bundle(bundle)
+            with self._lock:
+                created = _Created()
+                try:
+                    messages: list[dict[str, Any]] = []
+                    for plan in plans:
+                        for msg in self._unpack_plan(plan, created, quiet):
+                            messages.append(msg)
+                    self._commit_plans(plans)
+                except BaseException:
+                    self._undo(created)
+                    raise
+            yield from messages
+            for plan in plans:
+                if plan.tags:
+                    for ref in plan.tags:
+                        yield {"stream": f"Loaded image: {ref.familiar()}\n"}
+                else:
+                    yield {"stream": f"Loaded image ID: {plan.image_id}\n"}
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+    def _unpack_plan(self, plan: ImagePlan, created: _Created,
+                     quiet: bool) -> Iterator[dict[str, Any]]:
+        self._put_blob(plan.config_bytes, created)
+        chains = chain_ids([layer.diff_id for layer in plan.layers])
+        parent: str | None = None
+        for layer, chain in zip(plan.layers, chains, strict=True):
+            if not self._have_layer(chain):
+                size = os.path.getsize(layer.path)
+                self._ingest_layer_blob(layer, created)
+                self._unpack(layer, chain, parent, created)
+                if not quiet:
+                    yield {"status": "Loading layer", "progressDetail":
+                           {"current": size, "total": size},
+                           "progress": _progress(size, size), "id": short_id(layer.diff_id)}
+            parent = chain
+
+    def _put_blob(self, data: bytes, created: _Created) -> str:
+        from berth.oci import sha256_digest
+
+        digest = sha256_digest(data)
+        if not self.content.exists(digest):
+            self.content.put(data, digest)
+            created.blobs.append(digest)
+        return digest
+
+    def _ingest_layer_blob(self, layer: LayerPlan, created: _Created) -> None:
+        with open(layer.path, "rb") as f:
+            head = f.read(6)
+        from berth.archive import detect
+
+        kind = detect(head)
+        if not layer.media_type:
+            layer.media_type = _media_type_for(kind)
+        existed = layer.blob_digest is not None and self.content.exists(layer.blob_digest)
+        if existed:
+            return
+        with open(layer.path, "rb") as f:
+            info = self.content.ingest(f, layer.blob_digest, layer.size)
+        layer.blob_digest = info.digest
+        layer.size = info.size
+        created.blobs.append(info.digest)
+
+    def _have_layer(self, chain: str) -> bool:
+        row = self.db.read().execute("SELECT 1 FROM layers WHERE chain_id=?",
+                                     (chain,)).fetchone()
+        if row is None:
+            return False
+        try:
+            self.snapshots.stat(chain)
+        except NotFound:
+            return False
+        return True
+
+    def _unpack(self, layer: LayerPlan, chain: str, parent: str | None,
+                created: _Created) -> None:
+        """Apply one layer into a new snapshot on ``parent`` and commit it as ``chain``."""
+        try:
+            self.snapshots.stat(chain)
+            return  # committed by an earlier, interrupted load: the content is verified
+        except NotFound:
+            pass
+        key = f"{EXTRACT_PREFIX}{new_id()[:16]}-{chain}"
+        self.snapshots.prepare(key, parent)
+        try:
+            assert layer.blob_digest is not None
+            with self.content.open(layer.blob_digest) as f:
+                apply_layer(f, self.snapshots.upperdir(key), whiteouts=WhiteoutMode.OVERLAY,
+                            expected_diff_id=layer.diff_id)
+            self.snapshots.commit(chain, key)
+        except BaseException:
+            with contextlib.suppress(NotFound):
+                self.snapshots.remove(key)
+            raise
+        created.snapshots.append(chain)
+
+    def _commit_plans(self, plans: list[ImagePlan]) -> None:
+        now = rfc3339_nano()
+        with self.db.transaction() as db:
+            for plan in plans:
+                self._write_image(db, plan, now)
+
+    def _write_image(self, db: Any, plan: ImagePlan, now: str) -> None:
+        chains = chain_ids([layer.diff_id for layer in plan.layers])
+        sizes = []
+        parent: str | None = None
+        for layer, chain in zip(plan.layers, chains, strict=True):
+            size = self.snapshots.usage(chain).size
+            sizes.append(size)
+            db.execute("INSERT OR IGNORE INTO layers VALUES (?,?,?,?,?)",
+                       (chain, layer.diff_id, parent, chain, size))
+            if layer.blob_digest is not None:
+                db.execute("INSERT OR IGNORE INTO layer_blobs VALUES (?,?,?,?)",
+                           (layer.blob_digest, layer.diff_id,
+                            layer.media_type or mediatype.DOCKER_LAYER, layer.size or 0))
+            parent = chain
+        image_id = plan.image_id
+        exists = db.execute("SELECT 1 FROM images WHERE id=?", (image_id,)).fetchone()
+        if not exists:
+            db.execute(
+                "INSERT INTO images(id, config, created, size, parent, chain_id, manifest,"
+                " last_tag_time, added) VALUES (?,?,?,?,?,?,?,?,?)",
+                (image_id, plan.config_bytes.decode("utf-8"), plan.config.get("created") or "",
+                 sum(sizes), "", chains[-1] if chains else None, plan.manifest_digest, "", now))
+            for i, chain in enumerate(chains):
+                db.execute("INSERT INTO image_layers VALUES (?,?,?)", (image_id, i, chain))
+        for ref in plan.tags:
+            self._set_tag(db, ref, image_id, now)
+
+    def _set_tag(self, db: Any, ref: Reference, image_id: str, now: str) -> None:
+        db.execute("INSERT OR REPLACE INTO tags VALUES (?,?,?)", (str(ref), image_id, now))
+        db.execute("UPDATE images SET last_tag_time=? WHERE id=?", (now, image_id))
+
+    def _undo(self, created: _Created) -> None:
+        for chain in reversed(created.snapshots):
+            with contextlib.suppress(NotFound, Exception):
+                self.snapshots.remove(chain)
+        for digest in created.blobs:
+            with contextlib.suppress(NotFound):
+                self.content.delete(digest)
+
+    # -- importing -------------------------------------------------------------
+    def import_rootfs(self, stream: BinaryIO, repo_tag: str | None = None,
+                      changes: list[str] | None = None, message: str = "") -> str:
+        """``docker import``: a root filesystem tar (maybe compressed) becomes a one-layer
+        image; ``changes`` are Dockerfile instructions applied to its config."""
+        ref: Reference | None = None
+        if repo_tag:
+            ref = parse_normalized(repo_tag)
+            if ref.digest:
+                raise InvalidArgument("cannot import digest reference")
+            ref = ref.with_default_tag()
+        cfg = apply_changes({}, changes or [])
+        with self._lock:
+            created = _Created()
+            try:
+                info = self.content.ingest(stream)
+                created.blobs.append(info.digest)
+                with self.content.open(info.digest) as f:
+                    _, kind = open_decompressed(f)
+                key = f"{EXTRACT_PREFIX}{new_id()[:16]}-import"
+                self.snapshots.prepare(key)
+                try:
+                    with self.content.open(info.digest) as f:
+                        result = apply_layer(f, self.snapshots.upperdir(key),
+                                             whiteouts=WhiteoutMode.OVERLAY)
+                    chain = result.diff_id
+                    try:
+                        self.snapshots.commit(chain, key)
+                        created.snapshots.append(chain)
+                    except AlreadyExists:
+                        self.snapshots.remove(key)  # the same layer is there already
+                except BaseException:
+                    with contextlib.suppress(NotFound):
+                        self.snapshots.remove(key)
+                    raise
+                now = rfc3339_nano()
+                comment = message or "Imported from -"
+                config = {
+                    "architecture": "amd64",
+                    "comment": comment,
+                    "config": container_config(cfg),
+                    "created": now,
+                    "history": [{"created": now, "comment": comment}],
+                    "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": [result.diff_id]},
+                }
+                config_bytes = go_json(config)
+                self._put_blob(config_bytes, created)
+                layer = LayerPlan(path="", diff_id=Digest(result.diff_id),
+                                  blob_digest=info.digest, media_type=_media_type_for(kind),
+                                  size=info.size)
+                plan = ImagePlan(config_bytes, config, [layer], [ref] if ref else [])
+                with self.db.transaction() as db:
+                    self._write_image(db, plan, now)
+            except BaseException:
+                self._undo(created)
+                raise
+        return plan.image_id
+
+    # -- listing and inspecting ------------------------------------------------
+    def list(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict]:
+        """``GET /images/json`` (API 1.44 shape), newest first."""
+        db = self.db.read()
+        rows = db.execute("SELECT id, config, created, size, parent FROM images").fetchall()
+        parents = {r["parent"] for r in rows if r["parent"]}
+        dangling = _filter_values(filters, "dangling")
+        labels = _filter_values(filters, "label")
+        patterns = _filter_values(filters, "reference")
+        before = [self._resolve_id(r) for r in _filter_values(filters, "before")]
+        since = [self._resolve_id(r) for r in _filter_values(filters, "since")]
+        created_of = {r["id"]: parse_created(r["created"]) for r in rows}
+        out = []
+        for row in rows:
+            image_id = row["id"]
+            refs = self._refs_of(image_id)
+            tags = [r.familiar() for r in refs if not r.digest]
+            digests = [f"{r.familiar_name}@{r.digest}" for r in refs if r.digest]
+            if not tags and not digests and not all and image_id in parents:
+                continue  # an intermediate build image
+            if dangling:
+                want = dangling[0].lower() in ("true", "1")
+                if want != (not tags):
+                    continue
+            config = json.loads(row["config"])
+            img_labels = (config.get("config") or {}).get("Labels") or {}
+            if labels and not builtins.all(_label_match(img_labels, f) for f in labels):
+                continue
+            if patterns:
+                tags = [t for t in tags if any(_ref_match(p, t) for p in patterns)]
+                if not tags:
+                    continue
+            created = created_of[image_id]
+            if before and not builtins.all(created < created_of[b] for b in before):
+                continue
+            if since and not builtins.all(created > created_of[s] for s in since):
+                continue
+            out.append({
+                "Containers": -1,
+                "Created": int(created),
+                "Id": image_id,
+                "Labels": (config.get("config") or {}).get("Labels"),
+                "ParentId": row["parent"],
+                "RepoDigests": digests,
+                "RepoTags": tags,
+                "SharedSize": -1,
+                "Size": row["size"],
+            })
+        out.sort(key=lambda d: (d["Created"], d["Id"]), reverse=True)
+        return out
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """``GET /images/{name}/json`` (API 1.44: no VirtualSize)."""
+        rec = self.resolve(ref)
+        row = self.db.read().execute("SELECT parent, last_tag_time FROM images WHERE id=?",
+                                     (rec.id,)).fetchone()
+        c = rec.config
+        out: dict[str, Any] = {
+            "Id": rec.id,
+            "RepoTags": rec.repo_tags,
+            "RepoDigests": self._digests_of(rec.id),
+            "Parent": row["parent"],
+            "Comment": c.get("comment") or "",
+            "Created": c.get("created") or ZERO_TIME,
+        }
+        if c.get("container"):
+            out["Container"] = c["container"]
+        if c.get("container_config"):
+            out["ContainerConfig"] = container_config(c["container_config"])
+        out.update({
+            "DockerVersion": c.get("docker_version") or "",
+            "Author": c.get("author") or "",
+            "Config": container_config(c.get("config")),
+            "Architecture": c.get("architecture") or "",
+        })
+        if c.get("variant"):
+            out["Variant"] = c["variant"]
+        out["Os"] = c.get("os") or ""
+        if c.get("os.version"):
+            out["OsVersion"] = c["os.version"]
+        out["Size"] = rec.size
+        out["GraphDriver"] = self._graph_driver(rec.chain_id)
+        out["RootFS"] = {"Type": "layers"}
+        if rec.diff_ids:
+            out["RootFS"]["Layers"] = rec.diff_ids
+        out["Metadata"] = {"LastTagTime": row["last_tag_time"] or ZERO_TIME}
+        return out
+
+    def _graph_driver(self, chain_id: str | None) -> dict[str, Any]:
+        if chain_id is None:
+            return {"Data": None, "Name": "overlay2"}
+        dirs = self.snapshots.layer_dirs(chain_id)
+        top = self.snapshots.snapshot_dir(chain_id)
+        data = {}
+        if len(dirs) > 1:
+            data["LowerDir"] = ":".join(dirs[1:])
+        data.update({"MergedDir": os.path.join(top, "merged"), "UpperDir": dirs[0],
+                     "WorkDir": os.path.join(top, "work")})
+        return {"Data": data, "Name": "overlay2"}
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """``GET /images/{name}/history``: newest first; layers are matched to the
+        non-empty history entries in order."""
+        rec = self.resolve(ref)
+        sizes = [r[0] for r in self.db.read().execute(
+            "SELECT l.size FROM image_layers il JOIN layers l ON l.chain_id = il.chain_id"
+            " WHERE il.image_id=? ORDER BY il.position", (rec.id,))]
+        entries = []
+        layer = 0
+        for h in rec.config.get("history") or []:
+            size = 0
+            if not h.get("empty_layer"):
+                size = sizes[layer] if layer < len(sizes) else 0
+                layer += 1
+            entries.append({"Id": "<missing>", "Created": int(parse_created(h.get("created"))),
+                            "CreatedBy": h.get("created_by") or "", "Tags": None,
+                            "Size": size, "Comment": h.get("comment") or ""})
+        if not entries:
+            entries.append({"Id": "<missing>", "Created": int(parse_created(rec.created)),
+                            "CreatedBy": "", "Tags": None, "Size": rec.size, "Comment": ""})
+        entries.reverse()
+        entries[0]["Id"] = rec.id
+        entries[0]["Tags"] = rec.repo_tags or None
+        return entries
+
+    # -- tagging and deleting --------------------------------------------------
+    def tag(self, ref: str, repo: str, tag: str = "") -> None:
+        """``docker tag``: point ``repo:tag`` (tag defaults to ``latest``) at ``ref``'s image."""
+        image_id = self._resolve_id(ref)
+        new = parse_normalized(repo)
+        if new.digest:
+            raise InvalidArgument("refusing to create a tag with a digest reference")
+        if tag:
+            if not is_valid_tag(tag):
+                raise InvalidArgument("invalid tag format")
+            new = new.with_tag(tag)
+        new = new.with_default_tag()
+        if new.familiar_name == "sha256":
+            raise InvalidArgument(
+                "refusing to create an ambiguous tag using digest algorithm as name")
+        with self._lock, self.db.transaction() as db:
+            self._set_tag(db, new, image_id, rfc3339_nano())
+
+    def delete(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
+        """``docker rmi``, with Docker's rules for untagging versus deleting and its
+        conflict messages."""
+        with self._lock:
+            image_id = self._resolve_id(ref)
+            records: list[dict[str, str]] = []
+            refs = self._refs_of(image_id)
+            by_id = self._is_id_ref(image_id, ref)
+            with self.db.transaction() as db:
+                if not by_id:
+                    named = parse_normalized(ref).with_default_tag()
+                    if not force and _single_repo(refs):
+                        users = self.db.containers_using_image(image_id)
+                        if users:
+                            raise Conflict(
+                                f'conflict: unable to remove repository reference "{ref}" '
+                                f"(must force) - container {short_id(users[0])} is using its "
+                                f"referenced image {short_id(image_id)}")
+                    key = next((r for r in refs if str(r) == str(named)
+                                or (named.digest and r.digest == named.digest
+                                    and r.name == named.name)), named)
+                    db.execute("DELETE FROM tags WHERE reference=?", (str(key),))
+                    records.append({"Untagged": key.familiar()})
+                    remaining = [r for r in refs if str(r) != str(key)]
+                    if not key.digest and not any(
+                            not r.digest and r.name == key.name for r in remaining):
+                        for r in [r for r in remaining if r.digest and r.name == key.name]:
+                            db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
+                            records.append({"Untagged": r.familiar()})
+                            remaining.remove(r)
+                    if remaining:
+                        return records
+                    self._delete_helper(db, image_id, records, force, prune, quiet=True)
+                    return records
+                if _single_repo(refs):
+                    self._check_conflict(image_id, hard=True, soft=not force,
+                                         active_refs=False)
+                    for r in refs:
+                        db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
+                        records.append({"Untagged": r.familiar()})
+                self._delete_helper(db, image_id, records, force, prune, quiet=False)
+            self._gc_layers()
+            return records
+
+    @staticmethod
+    def _is_id_ref(image_id: str, ref: str) -> bool:
+        hexpart = image_id.split(":", 1)[1]
+        r = ref[len("sha256:"):] if ref.startswith("sha256:") else ref
+        return bool(r) and hexpart.startswith(r)
+
+    def _running(self, container_id: str) -> bool:
+        if self._container_running is not None:
+            return self._container_running(container_id)
+        row = self.db.get_container(container_id)
+        state = (row.record.get("State") or {}) if row is not None else {}
+        return bool(state.get("Running"))
+
+    def _check_conflict(self, image_id: str, hard: bool, soft: bool,
+                        active_refs: bool) -> str | None:
+        """Raise Docker's delete conflict, or return None. ``hard``: children, running
+        containers; ``soft``: remaining tags, stopped containers."""
+        db = self.db.read()
+        msg: str | None = None
+        cannot_force = False
+        users = self.db.containers_using_image(image_id)
+        if hard and db.execute("SELECT 1 FROM images WHERE parent=? LIMIT 1",
+                               (image_id,)).fetchone():
+            msg, cannot_force = "image has dependent child images", True
+        elif hard and any(self._running(c) for c in users):
+            running = next(c for c in users if self._running(c))
+            msg = f"image is being used by running container {short_id(running)}"
+            cannot_force = True
+        elif soft and active_refs and db.execute("SELECT 1 FROM tags WHERE image_id=? LIMIT 1",
+                                                 (image_id,)).fetchone():
+            msg = "image is referenced in multiple repositories"
+        elif soft and users:
+            msg = f"image is being used by stopped container {short_id(users[0])}"
+        if msg is None:
+            return None
+        kind = "cannot be forced" if cannot_force else "must be forced"
+        raise Conflict(f"conflict: unable to delete {short_id(image_id)} ({kind}) - {msg}")
+
+    def _delete_helper(self, db: Any, image_id: str, records: list[dict[str, str]],
+                       force: bool, prune: bool, quiet: bool) -> None:
+        try:
+            self._check_conflict(image_id, hard=True, soft=not force, active_refs=True)
+        except Conflict:
+            if quiet:
+                return  # untagging was the whole job; the image stays for its users
+            raise
+        parent = db.execute("SELECT parent FROM images WHERE id=?", (image_id,)).fetchone()
+        for r in self._refs_of(image_id):
+            db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
+            records.append({"Untagged": r.familiar()})
+        db.execute("DELETE FROM image_layers WHERE image_id=?", (image_id,))
+        db.execute("DELETE FROM images WHERE id=?", (image_id,))
+        records.append({"Deleted": image_id})
+        # Layers no image references any more go too, top first (children before parents).
+        while True:
+            orphans = db.execute(
+                "SELECT chain_id FROM layers l WHERE NOT EXISTS (SELECT 1 FROM image_layers il"
+                " WHERE il.chain_id = l.chain_id) AND NOT EXISTS (SELECT 1 FROM layers c"
+                " WHERE c.parent = l.chain_id)").fetchall()
+            if not orphans:
+                break
+            for (chain,) in orphans:
+                db.execute("DELETE FROM layers WHERE chain_id=?", (chain,))
+                records.append({"Deleted": chain})
+        if prune and parent is not None and parent[0]:
+            pid = parent[0]
+            if db.execute("SELECT 1 FROM images WHERE id=?", (pid,)).fetchone() and \
+                    not self._refs_of(pid):
+                self._delete_helper(db, pid, records, False, True, quiet=True)
+
+    # -- container root filesystems -------------------------------------------
+    def prepare_rootfs(self, container_key: str, image_id: str) -> list[Mount]:
+        """A new writable snapshot on the image's top layer, for a container."""
+        rec = self._record(image_id)
+        return self.snapshots.prepare(container_key, rec.chain_id,
+                                      labels={"berth.image": rec.id})
+
+    def rootfs_mounts(self, container_key: str) -> list[Mount]:
+        return self.snapshots.mounts(container_key)
+
+    def remove_rootfs(self, container_key: str) -> None:
+        """Drop a container's snapshot; a missing one is fine (removal is retried on crash)."""
+        with contextlib.suppress(NotFound):
+            self.snapshots.remove(container_key)
+
+    # -- garbage collection ----------------------------------------------------
+    def _gc_layers(self) -> None:
+        """Delete snapshots of layers no row references (committed ones only: active
+        snapshots belong to containers, except our own interrupted extractions)."""
+        known = {r[0] for r in self.db.read().execute("SELECT snapshot_key FROM layers")}
+        infos = list(self.snapshots.walk())
+        children: dict[str, int] = {}
+        for info in infos:
+            if info.parent:
+                children[info.parent] = children.get(info.parent, 0) + 1
+        # Remove leaves repeatedly so whole unreferenced stacks go.
+        changed = True
+        removed: set[str] = set()
+        while changed:
+            changed = False
+            for info in infos:
+                if info.key in removed or info.key in known:
+                    continue
+                if info.kind.value != "committed" or children.get(info.key, 0):
+                    continue
+                with contextlib.suppress(NotFound, Exception):
+                    self.snapshots.remove(info.key)
+                    removed.add(info.key)
+                    if info.parent:
+                        children[info.parent] -= 1
+                    changed = True
+
+    def gc(self) -> None:
+        """Delete what a crash or a failed operation left: temp dirs, partial ingests,
+        interrupted extractions, unreferenced snapshots and blobs. Run when nothing else is
+        using the service (at startup)."""
+        with self._lock:
+            for name in os.listdir(self._tmp):
+                shutil.rmtree(os.path.join(self._tmp, name), ignore_errors=True)
+            self.content.clean_ingest()
+            self.snapshots.cleanup()
+            for info in list(self.snapshots.walk()):
+                if info.key.startswith(EXTRACT_PREFIX) and info.kind.value == "active":
+                    with contextlib.suppress(NotFound, Exception):
+                        self.snapshots.remove(info.key)
+            self._gc_layers()
+            db = self.db.read()
+            live = {r[0] for r in db.execute("SELECT id FROM images")}
+            live |= {r[0] for r in db.execute("SELECT manifest FROM images WHERE manifest"
+                                              " IS NOT NULL")}
+            live |= {r[0] for r in db.execute(
+                "SELECT b.digest FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id")}
+            for info in list(self.content.walk()):
+                if info.digest not in live:
+                    with contextlib.suppress(NotFound):
+                        self.content.delete(info.digest)
+
+
+@dataclass
+class _Created:
+    """What one operation added, so a failure can take it back."""
+
+    blobs: list[str]
+    snapshots: list[str]
+
+    def __init__(self) -> None:
+        self.blobs = []
+        self.snapshots = []
+
+
+def _single_repo(refs: list[Reference]) -> bool:
+    """Docker's ``isSingleReference``: at most one tag, and all references in one repo."""
+    tags = [r for r in refs if not r.digest]
+    if len(tags) > 1:
+        return False
+    return len({r.name for r in refs}) <= 1
+
+
+def _label_match(labels: dict[str, str], f: str) -> bool:
+    key, eq, value = f.partition("=")
+    if key not in labels:
+        return False
+    return not eq or labels[key] == value
+
+
+def _ref_match(pattern: str, familiar: str) -> bool:
+    name, _, tag = familiar.rpartition(":") if ":" in familiar.split("/")[-1] else (
+        familiar, "", "")
+    if fnmatch.fnmatchcase(familiar, pattern):
+        return True
+    return ":" not in pattern and fnmatch.fnmatchcase(name, pattern)
