@@ -180,7 +180,7 @@ class ImageService:
                     for plan in plans:
                         for msg in self._unpack_plan(plan, created, quiet):
                             messages.append(msg)
-                    self._commit_plans(plans)
+                    renamed = self._commit_plans(plans)
                 except BaseException:
                     self._undo(created)
                     raise
@@ -188,6 +188,10 @@ class ImageService:
             for plan in plans:
                 if plan.tags:
                     for ref in plan.tags:
+                        old = renamed.get((str(ref), plan.image_id))
+                        if old:
+                            yield {"stream": f"The image {ref.familiar()} already exists, renaming"
+                                             f" the old one with ID {old} to empty string\n"}
                         yield {"stream": f"Loaded image: {ref.familiar()}\n"}
                 else:
                     yield {"stream": f"Loaded image ID: {plan.image_id}\n"}
@@ -269,11 +273,19 @@ class ImageService:
             raise
         created.snapshots.append(chain)
 
-    def _commit_plans(self, plans: list[ImagePlan]) -> None:
+    def _commit_plans(self, plans: list[ImagePlan]) -> dict[tuple[str, str], str]:
+        """Write all rows of a load in one transaction; say which tags moved from which image."""
         now = rfc3339_nano()
+        renamed: dict[tuple[str, str], str] = {}
         with self.db.transaction() as db:
             for plan in plans:
+                for ref in plan.tags:
+                    row = db.execute("SELECT image_id FROM tags WHERE reference=?",
+                                     (str(ref),)).fetchone()
+                    if row is not None and row[0] != plan.image_id:
+                        renamed[(str(ref), plan.image_id)] = row[0]
                 self._write_image(db, plan, now)
+        return renamed
 
     def _write_image(self, db: Any, plan: ImagePlan, now: str) -> None:
         chains = chain_ids([layer.diff_id for layer in plan.layers])
