@@ -181,10 +181,10 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
         "Tty": bool(args.tty),
         "OpenStdin": bool(args.interactive),
         "StdinOnce": bool(args.interactive) and attach_stdin,
-        "Env": env,
+        "Env": env or None,
         "Cmd": list(args.command) if args.command else None,
         "Image": args.image,
-        "Volumes": volumes or None,
+        "Volumes": volumes,
         "WorkingDir": args.workdir or "",
         "Entrypoint": entrypoint,
         "Labels": labels,
@@ -238,7 +238,7 @@ def _restart_policy(text: str, verb: str) -> dict[str, Any]:
     name, _, count = (text or "no").partition(":")
     if name not in ("no", "always", "unless-stopped", "on-failure"):
         raise _usage_error(f"invalid restart policy format: {text}", verb)
-    policy: dict[str, Any] = {"Name": name}
+    policy: dict[str, Any] = {"Name": name, "MaximumRetryCount": 0}
     if count:
         if name != "on-failure":
             raise _usage_error(f"invalid restart policy format: maximum retry count can only "
@@ -246,8 +246,6 @@ def _restart_policy(text: str, verb: str) -> dict[str, Any]:
         if not count.isdigit():
             raise _usage_error(f"invalid restart policy format: {text}", verb)
         policy["MaximumRetryCount"] = int(count)
-    elif name == "on-failure":
-        policy["MaximumRetryCount"] = 0
     return policy
 
 

@@ -17,14 +17,19 @@ def error_text(error: BerthError) -> str:
 
 
 def for_each(ctx: Context, names: Iterable[str], action: Callable[[str], str | None],
-             ignore: Callable[[BerthError], bool] = lambda e: False) -> int:
-    """Run ``action`` per name; it returns the line to print (None: print the name itself)."""
+             forgive: Callable[[BerthError], bool] = lambda e: False) -> int:
+    """Run ``action`` per name; it returns the line to print (None: print the name itself).
+
+    Errors ``forgive`` accepts are printed at once but do not fail the command.
+    """
     errors: list[str] = []
     for name in names:
         try:
             line = action(name)
         except BerthError as e:
-            if not ignore(e):
+            if forgive(e):
+                ctx.err(error_text(e))
+            else:
                 errors.append(error_text(e))
             continue
         ctx.out(name if line is None else line)

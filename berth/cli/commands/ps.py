@@ -125,40 +125,45 @@ def _names(names: list[str], trunc: bool) -> str:
 
 
 def format_ports(ports: list[dict[str, Any]]) -> str:
-    """``0.0.0.0:8080->80/tcp, :::8080->80/tcp``: consecutive ports merged into ranges."""
-    groups: dict[str, list[tuple[int, int]]] = {}
-    order: list[str] = []
-    for port in ports:
+    """docker's PORTS column: ``443/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp``.
+
+    Sorted by private port; ports published on the same number, or not at all, are merged
+    into ranges per address and protocol; mappings to another host port come last.
+    """
+    def sort_key(p: dict[str, Any]) -> tuple[int, str, int, str]:
+        return (int(p.get("PrivatePort") or 0), p.get("IP") or "",
+                int(p.get("PublicPort") or 0), p.get("Type") or "")
+
+    groups: dict[str, list[int]] = {}  # key -> [first, last], in order of creation
+    result: list[str] = []
+    mappings: list[str] = []
+    for port in sorted(ports, key=sort_key):
         private = int(port.get("PrivatePort") or 0)
         public = int(port.get("PublicPort") or 0)
         proto = port.get("Type") or "tcp"
         ip = port.get("IP") or ""
-        if public:
-            host = f"[{ip}]" if ":" in ip and ip != "::" else ip
-            key = f"{host}:" + "{pub}->{priv}/" + proto
-        else:
-            key = "{priv}/" + proto
-        if key not in groups:
-            groups[key] = []
-            order.append(key)
-        groups[key].append((public, private))
-    parts: list[str] = []
-    for key in order:
-        pairs = sorted(groups[key], key=lambda p: p[1])
-        start = prev = pairs[0]
-        for pair in pairs[1:] + [None]:  # type: ignore[list-item]
-            if pair is not None and pair[1] == prev[1] + 1 and \
-                    (not pair[0] or pair[0] == prev[0] + 1):
-                prev = pair
+        key = proto
+        if ip:
+            if public != private:
+                host = f"[{ip}]" if ":" in ip else ip
+                mappings.append(f"{host}:{public}->{private}/{proto}")
                 continue
-            parts.append(_port_text(key, start, prev))
-            if pair is not None:
-                start = prev = pair
-    return ", ".join(parts)
+            key = f"{ip}/{proto}"
+        group = groups.get(key)
+        if group is None:
+            groups[key] = [private, private]
+        elif private == group[1] + 1:
+            group[1] = private
+        else:
+            result.append(_port_group(key, *group))
+            groups[key] = [private, private]
+    result += [_port_group(key, *group) for key, group in groups.items()]
+    return ", ".join(result + mappings)
 
 
-def _port_text(key: str, start: tuple[int, int], end: tuple[int, int]) -> str:
-    def span(a: int, b: int) -> str:
-        return str(a) if a == b else f"{a}-{b}"
-
-    return key.format(pub=span(start[0], end[0]), priv=span(start[1], end[1]))
+def _port_group(key: str, first: int, last: int) -> str:
+    ip, _, proto = key.rpartition("/")
+    span = str(first) if first == last else f"{first}-{last}"
+    if ip:
+        span = f"{ip}:{span}->{span}"
+    return f"{span}/{proto}"

@@ -36,7 +36,7 @@ def pull_image(ctx: Context, image: str, platform: str | None, *, quiet: bool = 
         tag = ref.tag
     else:
         tag = ref.tag or "latest"
-    params = {"fromImage": ref.familiar_name, "tag": tag, "platform": platform}
+    params = {"fromImage": ref.name, "tag": tag, "platform": platform}
     stream = ctx.stdout if out == "stdout" else ctx.stderr
     with ctx.client.request("POST", "/images/create", params=params) as response:
         messages = iter_json_messages(response.iter_chunks(), check=False)

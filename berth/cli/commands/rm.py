@@ -28,6 +28,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     def remove(name: str) -> None:
         ctx.client.request("DELETE", f"/containers/{name.strip('/')}", params=params).close()
 
-    # With -f a container that is already gone is not an error (docker's behaviour).
+    # With -f a container that is already gone is reported but not a failure (docker's way).
     return for_each(ctx, args.args, remove,
-                    ignore=lambda e: args.force and isinstance(e, APIError) and e.is_not_found)
+                    forgive=lambda e: args.force and isinstance(e, APIError) and e.is_not_found)

@@ -23,8 +23,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         ref = parse_normalized(target)
     except InvalidArgument as e:
-        raise StatusError(1, f"Error parsing reference: {target!r} is not a valid repository/tag:"
-                             f" {e.message}") from None
+        from berth.cli.render import go_quote
+
+        raise StatusError(1, f"Error parsing reference: {go_quote(target)} is not a valid "
+                             f"repository/tag: {e.message}") from None
     if ref.digest:
         raise StatusError(1, "refusing to create a tag with a digest reference")
     ref = ref.with_default_tag()

@@ -58,29 +58,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             f" Context:           {client['Context']}",
         ]
         if server is not None:
-            lines += ["", f"Server: {server.get('Platform', {}).get('Name') or 'berth'}"]
-            components = server.get("Components") or [
-                {"Name": "Engine", "Version": server.get("Version"), "Details": {}}]
-            for comp in components:
-                lines.append(f" {comp.get('Name')}:")
-                lines.append(f"  Version:          {comp.get('Version', '')}")
-                if comp.get("Name") == "Engine":
-                    lines.append(f"  API version:      {server.get('ApiVersion', '')} "
-                                 f"(minimum version {server.get('MinAPIVersion', '')})")
-                    for key, label in (("GoVersion", "Go version"),
-                                       ("GitCommit", "Git commit"), ("BuildTime", "Built"),
-                                       ("Os", None), ("Experimental", "Experimental")):
-                        if key == "Os":
-                            lines.append(f"  OS/Arch:          {server.get('Os', '')}/"
-                                         f"{server.get('Arch', '')}")
-                        elif server.get(key) not in (None, ""):
-                            value = server[key]
-                            if isinstance(value, bool):
-                                value = str(value).lower()
-                            lines.append(f"  {label + ':':<18}{value}")
-                else:
-                    for key, value in (comp.get("Details") or {}).items():
-                        lines.append(f"  {key + ':':<18}{value}")
+            lines += ["", f"Server: {(server.get('Platform') or {}).get('Name') or 'berth'}"]
+            lines += server_lines(server)
         ctx.out("\n".join(lines))
     if server_error is not None:
         from berth.cli.commands._each import error_text
@@ -88,3 +67,31 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.err(error_text(server_error))
         return 1
     return 0
+
+
+def server_lines(server: dict[str, Any]) -> list[str]:
+    """The components, the engine first, with the fields docker shows for each."""
+    def text(value: Any) -> str:
+        return str(value).lower() if isinstance(value, bool) else str(value or "")
+
+    components = server.get("Components") or [{"Name": "Engine", "Version": server.get("Version")}]
+    lines = []
+    for comp in components:
+        details = comp.get("Details") or {}
+        lines += [f" {comp.get('Name')}:", f"  Version:          {text(comp.get('Version'))}"]
+        if comp.get("Name") != "Engine":
+            lines += [f"  {key + ':':<18}{text(value)}" for key, value in details.items()]
+            continue
+
+        def field(key: str, details: dict[str, Any] = details) -> str:
+            return text(details.get(key, server.get(key)))
+
+        lines += [
+            f"  API version:      {field('ApiVersion')} (minimum version {field('MinAPIVersion')})",
+            f"  Go version:       {field('GoVersion')}",
+            f"  Git commit:       {field('GitCommit')}",
+            f"  Built:            {field('BuildTime')}",
+            f"  OS/Arch:          {field('Os')}/{field('Arch')}",
+            f"  Experimental:     {field('Experimental')}",
+        ]
+    return [line.rstrip() for line in lines]
