@@ -10,8 +10,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 # System calls glibc has no wrapper for, by machine.
 _SYSCALLS: dict[str, dict[str, int]] = {
-    "x86_64": {"pivot_root": 155},
-    "aarch64": {"pivot_root": 41},
+    "x86_64": {"pivot_root": 155, "clone": 56},
+    "aarch64": {"pivot_root": 41, "clone": 220},
 }
 
 

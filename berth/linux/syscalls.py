@@ -125,3 +125,32 @@ def set_pdeathsig(sig: int) -> None:
 def set_keepcaps(on: bool) -> None:
     """Keep permitted capabilities across a setuid away from root."""
     _prctl(PR_SET_KEEPCAPS, int(on), what="prctl(PR_SET_KEEPCAPS)")
+
+
+_SIGCHLD = 17
+_pylibc = ctypes.PyDLL(None, use_errno=True)  # calls keep the GIL held, as os.fork does
+_pylibc.syscall.restype = ctypes.c_long
+_pylibc.syscall.argtypes = [ctypes.c_long, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                            ctypes.c_ulong, ctypes.c_ulong]
+
+
+def clone(flags: int) -> int:
+    """``fork`` that creates the namespaces in ``flags`` (CLONE_NEW*) at the same time.
+
+    The child is already inside them, PID 1 if CLONE_NEWPID is given: one process instead of
+    runc's unshare-then-fork pair. Python's own fork bookkeeping runs around the raw system
+    call (``PyOS_BeforeFork``/``AfterFork``), but glibc's fork handlers do not: call this only
+    from a single-threaded process. The child must only ever ``execve`` or ``os._exit``.
+    Returns the child's pid in the parent, 0 in the child.
+    """
+    api = ctypes.pythonapi
+    api.PyOS_BeforeFork()
+    pid = _pylibc.syscall(syscall_number("clone"), flags | _SIGCHLD, 0, 0, 0, 0)
+    if pid == 0:
+        api.PyOS_AfterFork_Child()
+        return 0
+    err = ctypes.get_errno()
+    api.PyOS_AfterFork_Parent()
+    if pid == -1:
+        raise OSError(err, f"clone({flags:#x}): {os.strerror(err)}")
+    return pid

@@ -10,9 +10,11 @@ A container's runtime state is a directory (``state_dir``):
 Status is derived, never stored: ``stopped`` if the init process is gone (or a zombie),
 ``created`` while the fifo exists, else ``running``.
 
-Reaping: init's parent (stage 1) exits as soon as init is forked, so init is reparented to
-the nearest *child subreaper* above the creator, or to PID 1. A creator that wants init's exit
-status (the shim, ``berth-runtime run``) must call ``berth.linux.set_child_subreaper()`` first.
+Reaping: usually init is cloned by the creator and is its child. When init takes two stages
+(see ``init``), its parent exits as soon as init is forked, so init is reparented to the
+nearest *child subreaper* above the creator, or to PID 1. A creator that wants init's exit
+status in every case (the shim, ``berth-runtime run``) calls
+``berth.linux.set_child_subreaper()`` first.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import socket
 import time
 from typing import Any
 
+from berth import linux
 from berth.errors import (
     AlreadyExists,
     Conflict,
@@ -106,10 +109,16 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
         os.chmod(fifo_path, 0o622)
         fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
         parent_sock, child_sock = sync.socketpair()
-        c1 = os.fork()
-        if c1 == 0:
-            parent_sock.close()
-            _init.stage1(cfg, rmounts, child_sock, fifo_fd, stdio)
+        if _init.single_stage(cfg):
+            init_pid = linux.clone(_init.clone_flags(cfg))
+            if init_pid == 0:
+                parent_sock.close()
+                _init.cloned_main(cfg, rmounts, child_sock, fifo_fd, stdio)
+        else:
+            c1 = os.fork()
+            if c1 == 0:
+                parent_sock.close()
+                _init.stage1(cfg, rmounts, child_sock, fifo_fd, stdio)
         child_sock.close()
         os.close(fifo_fd)
         fifo_fd = -1
@@ -128,8 +137,9 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             elif msg["type"] == sync.MSG_ERROR:
                 raise RuntimeFailure(f"container init: {msg.get('message')}",
                                      int(msg.get("exit_code") or 125))
-        _reap(c1)
-        c1 = 0
+        if c1:
+            _reap(c1)
+            c1 = 0
         start_time = _proc_start_time(init_pid)
         if start_time is None:
             raise RuntimeFailure("container init exited right after it was ready")
@@ -158,7 +168,7 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
         if c1:
             _reap(c1)
         if init_pid:
-            # Ours to reap only if we are a subreaper (init got reparented to us).
+            # Ours to reap if we cloned it, or as a subreaper once stage 1 is gone.
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(init_pid, 0)
         for path in made:

@@ -1,14 +1,18 @@
-"""The container's init stages: what runs between ``fork`` and ``execve``.
+"""The container's init: what runs between ``fork`` and ``execve``.
 
-Stage 1 (C1) runs in the creator's namespaces: it takes the container's stdio, joins or
-unshares the namespaces and forks stage 2. A new PID namespace only applies to children, which
-is why there are two stages. Stage 2 (C2) is PID 1 of the container: it builds the filesystem
-(``rootfs``), sets hostname, ``lo``, sysctls, rlimits, the user, capabilities and
-no_new_privs, resolves the command, reports ready and waits on ``exec.fifo``. Seccomp slots in
-last, right before the wait; cgroups and user namespaces slot into stage 1.
+Usually one process does it all: the creator ``clone``s it with the new namespaces, so it is
+born PID 1 of its PID namespace (``linux.clone``; cheaper than runc's unshare-then-fork).
+When that is not possible — a PID namespace to *join* (``setns`` on a PID namespace only
+applies to children), or a creator with threads, which must not raw-clone — it takes two
+stages as in runc: stage 1 (C1) joins/unshares the namespaces and forks stage 2 (C2).
 
-Both stages report failures as one ``error`` message (see ``sync``) and ``os._exit``: nothing
-here may return into the creator's code, flush its buffers or run its handlers.
+Either way the container's first process (``stage2``) builds the filesystem (``rootfs``),
+sets hostname, ``lo``, sysctls, rlimits, the user, capabilities and no_new_privs, resolves
+the command, reports ready and waits on ``exec.fifo``. Seccomp slots in last, right before
+the wait; cgroups and user namespaces slot in before the filesystem work.
+
+Failures become one ``error`` message (see ``sync``) and ``os._exit``: nothing here may
+return into the creator's code, flush its buffers or run its handlers.
 """
 
 from __future__ import annotations
@@ -81,6 +85,55 @@ def _fail(sock: socket.socket, step: str, exc: BaseException) -> None:
         sync.send(sock, sync.MSG_ERROR, stage=step, message=message, exit_code=code)
 
 
+def single_stage(cfg: InitConfig) -> bool:
+    """Whether one ``clone`` can make the container's init (see the module docstring)."""
+    if any(ns.kind == "pid" and ns.path for ns in cfg.namespaces):
+        return False
+    try:
+        return len(os.listdir("/proc/self/task")) == 1
+    except OSError:
+        return False
+
+
+def clone_flags(cfg: InitConfig) -> int:
+    """The CLONE_NEW* flags of the namespaces the container gets of its own."""
+    flags = 0
+    for ns in cfg.namespaces:
+        if ns.path is None:
+            flags |= ns.flag
+    return flags
+
+
+def _join_namespaces(cfg: InitConfig) -> None:
+    # Open every path first: joining a mount namespace changes what later paths mean.
+    join_fds = [(ns, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC))
+                for ns in cfg.namespaces if ns.path]
+    for ns, fd in join_fds:
+        try:
+            linux.setns(fd, ns.flag)
+        except OSError as e:
+            raise OSError(e.errno, f"joining {ns.kind} namespace {ns.path}: {e.strerror}"
+                          ) from None
+        finally:
+            os.close(fd)
+
+
+def cloned_main(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
+                fifo_fd: int, stdio: tuple[int | None, int | None, int | None]) -> None:
+    """The single-stage init, in the process ``clone`` just made. Never returns."""
+    step = "setting up the init process"
+    try:
+        _reset_process_state()
+        step = "taking stdio"
+        _take_stdio(stdio)
+        step = "joining namespaces"
+        _join_namespaces(cfg)
+    except BaseException as e:  # noqa: BLE001 - everything must become a message
+        _fail(sock, step, e)
+        os._exit(1)
+    stage2(cfg, rootfs_mounts, sock, fifo_fd)
+
+
 def stage1(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket, fifo_fd: int,
            stdio: tuple[int | None, int | None, int | None]) -> None:
     """C1: namespaces, then fork C2 and report its pid. Never returns."""
@@ -91,16 +144,8 @@ def stage1(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket, fif
         step = "stage 1: taking stdio"
         _take_stdio(stdio)
         step = "stage 1: joining namespaces"
-        join_fds = [(ns, os.open(ns.path, os.O_RDONLY | os.O_CLOEXEC))
-                    for ns in cfg.namespaces if ns.path]
-        for ns, fd in join_fds:
-            step = f"stage 1: joining {ns.kind} namespace {ns.path}"
-            linux.setns(fd, ns.flag)
-            os.close(fd)
-        flags = 0
-        for ns in cfg.namespaces:
-            if ns.path is None:
-                flags |= ns.flag
+        _join_namespaces(cfg)
+        flags = clone_flags(cfg)
         step = "stage 1: creating namespaces"
         if flags:
             linux.unshare(flags)

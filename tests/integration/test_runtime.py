@@ -302,3 +302,37 @@ def test_create_start_latency(harness: Harness) -> None:
     median_ms = times[len(times) // 2] * 1000
     print(f"create+start of `true`: median {median_ms:.1f} ms")
     assert median_ms < 100
+
+
+def test_joining_another_containers_namespaces(harness: Harness) -> None:
+    # A PID namespace to join takes the two-stage path (stage 1 joins, stage 2 is forked).
+    first = harness.state_dir()
+    pid = runtime.create("a", str(harness.bundle(["sleep", "100"])), first)
+    runtime.start(first)
+    spec = runtime.default_spec(["sh", "-c", "ps -o comm; hostname; true"])
+    spec["linux"]["namespaces"] = [
+        {"type": "mount"},
+        {"type": "pid", "path": f"/proc/{pid}/ns/pid"},
+        {"type": "uts", "path": f"/proc/{pid}/ns/uts"},
+        {"type": "network", "path": f"/proc/{pid}/ns/net"},
+    ]
+    spec["hostname"] = ""
+    code, out, err = harness.run(harness.bundle([], spec=spec))
+    assert code == 0, err
+    assert "sleep" in out.split()
+    runtime.kill(first, signal.SIGKILL)
+    assert wait_exit(pid) == 137
+
+
+def test_two_stage_path_when_the_creator_has_threads(harness: Harness) -> None:
+    import threading
+
+    stop = threading.Event()
+    t = threading.Thread(target=stop.wait)
+    t.start()
+    try:
+        code, out, _ = harness.run(harness.bundle(["sh", "-c", "echo $$"]))
+    finally:
+        stop.set()
+        t.join()
+    assert (code, out) == (0, "1\n")
