@@ -532,45 +532,52 @@ class ImageService:
         """``docker rmi``, with Docker's rules for untagging versus deleting and its
         conflict messages."""
         with self._lock:
-            image_id = self._resolve_id(ref)
             records: list[dict[str, str]] = []
-            refs = self._refs_of(image_id)
-            by_id = self._is_id_ref(image_id, ref)
             with self.db.transaction() as db:
-                if not by_id:
-                    named = parse_normalized(ref).with_default_tag()
-                    if not force and _single_repo(refs):
-                        users = self.db.containers_using_image(image_id)
-                        if users:
-                            raise Conflict(
-                                f'conflict: unable to remove repository reference "{ref}" '
-                                f"(must force) - container {short_id(users[0])} is using its "
-                                f"referenced image {short_id(image_id)}")
-                    key = next((r for r in refs if str(r) == str(named)
-                                or (named.digest and r.digest == named.digest
-                                    and r.name == named.name)), named)
-                    db.execute("DELETE FROM tags WHERE reference=?", (str(key),))
-                    records.append({"Untagged": key.familiar()})
-                    remaining = [r for r in refs if str(r) != str(key)]
-                    if not key.digest and not any(
-                            not r.digest and r.name == key.name for r in remaining):
-                        for r in [r for r in remaining if r.digest and r.name == key.name]:
-                            db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
-                            records.append({"Untagged": r.familiar()})
-                            remaining.remove(r)
-                    if remaining:
-                        return records
-                    self._delete_helper(db, image_id, records, force, prune, quiet=True)
-                    return records
-                if _single_repo(refs):
-                    self._check_conflict(image_id, hard=True, soft=not force,
-                                         active_refs=False)
-                    for r in refs:
-                        db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
-                        records.append({"Untagged": r.familiar()})
-                self._delete_helper(db, image_id, records, force, prune, quiet=False)
+                self._delete(db, ref, force, prune, records)
             self._gc_layers()
+            self._gc_content()
             return records
+
+    def _delete(self, db: Any, ref: str, force: bool, prune: bool,
+                records: list[dict[str, str]]) -> None:
+        """Docker's ImageDelete, step by step: a name untags first and deletes only the last
+        reference; an ID deletes, untagging a single repository's references on the way."""
+        image_id = self._resolve_id(ref)
+        refs = self._refs_of(image_id)
+        by_id = self._is_id_ref(image_id, ref)
+        if not by_id:
+            named = parse_normalized(ref).with_default_tag()
+            if not force and _single_repo(refs):
+                users = self.db.containers_using_image(image_id)
+                if users:
+                    raise Conflict(
+                        f'conflict: unable to remove repository reference "{ref}" '
+                        f"(must force) - container {short_id(users[0])} is using its "
+                        f"referenced image {short_id(image_id)}")
+            key = next((r for r in refs if str(r) == str(named)
+                        or (named.digest and r.digest == named.digest
+                            and r.name == named.name)), named)
+            db.execute("DELETE FROM tags WHERE reference=?", (str(key),))
+            records.append({"Untagged": key.familiar()})
+            remaining = [r for r in refs if str(r) != str(key)]
+            if not key.digest and not any(
+                    not r.digest and r.name == key.name for r in remaining):
+                for r in [r for r in remaining if r.digest and r.name == key.name]:
+                    db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
+                    records.append({"Untagged": r.familiar()})
+                    remaining.remove(r)
+            if remaining:
+                return
+            self._delete_helper(db, image_id, records, force, prune, quiet=True)
+            return
+        if _single_repo(refs):
+            self._check_conflict(image_id, hard=True, soft=not force,
+                                 active_refs=False)
+            for r in refs:
+                db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
+                records.append({"Untagged": r.familiar()})
+        self._delete_helper(db, image_id, records, force, prune, quiet=False)
 
     @staticmethod
     def _is_id_ref(image_id: str, ref: str) -> bool:
@@ -684,6 +691,20 @@ class ImageService:
                         children[info.parent] -= 1
                     changed = True
 
+    def _gc_content(self) -> None:
+        """Delete blobs of images and layers that are gone (configs, manifests, layer blobs)."""
+        with self.db.transaction() as db:
+            live = {r[0] for r in db.execute("SELECT id FROM images")}
+            live |= {r[0] for r in db.execute("SELECT manifest FROM images WHERE manifest"
+                                              " IS NOT NULL")}
+            db.execute("DELETE FROM layer_blobs WHERE diff_id NOT IN"
+                       " (SELECT diff_id FROM layers)")
+            live |= {r[0] for r in db.execute("SELECT digest FROM layer_blobs")}
+        for info in list(self.content.walk()):
+            if info.digest not in live:
+                with contextlib.suppress(NotFound):
+                    self.content.delete(info.digest)
+
     def gc(self) -> None:
         """Delete what a crash or a failed operation left: temp dirs, partial ingests,
         interrupted extractions, unreferenced snapshots and blobs. Run when nothing else is
@@ -698,16 +719,7 @@ class ImageService:
                     with contextlib.suppress(NotFound, Exception):
                         self.snapshots.remove(info.key)
             self._gc_layers()
-            db = self.db.read()
-            live = {r[0] for r in db.execute("SELECT id FROM images")}
-            live |= {r[0] for r in db.execute("SELECT manifest FROM images WHERE manifest"
-                                              " IS NOT NULL")}
-            live |= {r[0] for r in db.execute(
-                "SELECT b.digest FROM layer_blobs b JOIN layers l ON l.diff_id = b.diff_id")}
-            for info in list(self.content.walk()):
-                if info.digest not in live:
-                    with contextlib.suppress(NotFound):
-                        self.content.delete(info.digest)
+            self._gc_content()
 
 
 @dataclass
