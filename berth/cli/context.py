@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -31,8 +32,10 @@ class Context:
 
     def __init__(self, host: str, *, verb: str = "", debug: bool = False,
                  log_level: str = "info", stdin: IO[bytes] | None = None,
-                 stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None) -> None:
+                 stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
         self.host = host
+        self.environ = environ if environ is not None else os.environ
         self.verb = verb
         self.debug = debug
         self.log_level = log_level

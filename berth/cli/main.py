@@ -13,6 +13,7 @@ import sys
 
 TYPE_CHECKING = False  # typing costs milliseconds to import; only checkers need it here
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import IO
 
 __all__ = ["COMMANDS", "MANAGEMENT", "main"]
@@ -116,7 +117,7 @@ def _global_flag_error(message: str) -> _GlobalUsage:
                              "Run 'berth --help' for more information")
 
 
-def _parse_globals(args: list[str], env: dict[str, str] | os._Environ[str]) -> tuple[
+def _parse_globals(args: list[str], env: Mapping[str, str]) -> tuple[
         dict[str, object], int]:
     """Global flags up to the verb, docker's way (``berth -H unix:///x.sock ps``)."""
     opts: dict[str, object] = {
@@ -161,7 +162,7 @@ def _parse_globals(args: list[str], env: dict[str, str] | os._Environ[str]) -> t
 
 def main(argv: list[str] | None = None, *, stdin: IO[bytes] | None = None,
          stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None,
-         environ: dict[str, str] | None = None) -> int:
+         environ: Mapping[str, str] | None = None) -> int:
     """Run one ``berth`` command line; return its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
     out = stdout if stdout is not None else sys.stdout.buffer
@@ -170,8 +171,9 @@ def main(argv: list[str] | None = None, *, stdin: IO[bytes] | None = None,
         out.write(_version_text().encode())
         out.flush()
         return 0
+    env = os.environ if environ is None else environ
     try:
-        opts, i = _parse_globals(args, os.environ if environ is None else environ)
+        opts, i = _parse_globals(args, env)
     except _GlobalUsage as e:
         err.write((e.message + "\n").encode())
         return e.code
@@ -198,11 +200,12 @@ def main(argv: list[str] | None = None, *, stdin: IO[bytes] | None = None,
         err.write(f"berth: unknown command: berth {verb}\n\n"
                   "Run 'berth --help' for more information\n".encode())
         return 1
-    return _run_verb(verb, display, rest, opts, stdin, out, err)
+    return _run_verb(verb, display, rest, opts, stdin, out, err, env)
 
 
 def _run_verb(verb: str, display: str, rest: list[str], opts: dict[str, object],
-              stdin: IO[bytes] | None, out: IO[bytes], err: IO[bytes]) -> int:
+              stdin: IO[bytes] | None, out: IO[bytes], err: IO[bytes],
+              env: Mapping[str, str]) -> int:
     import importlib
 
     from berth.cli.context import Context, StatusError
@@ -211,7 +214,8 @@ def _run_verb(verb: str, display: str, rest: list[str], opts: dict[str, object],
     module_name, summary = COMMANDS[verb]
     module = importlib.import_module(_PKG + module_name)
     ctx = Context(str(opts["host"]), verb=display, debug=bool(opts["debug"]),
-                  log_level=str(opts["log_level"]), stdin=stdin, stdout=out, stderr=err)
+                  log_level=str(opts["log_level"]), stdin=stdin, stdout=out, stderr=err,
+                  environ=env)
     aliases = getattr(module, "ALIASES", ())
     parser = Parser(display, f"berth {display} {module.USAGE}".rstrip(), summary,
                     [f"berth {a}" for a in aliases])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +94,7 @@ def _usage_error(message: str, verb: str) -> StatusError:
 
 
 def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
-               environ: os._Environ[str] | dict[str, str] = os.environ) -> CreateSpec:
+               environ: Mapping[str, str]) -> CreateSpec:
     """Turn the flags into the create request, validating as docker's CLI does."""
     attach = [a.lower() for a in args.attach]
     for stream in attach:
@@ -200,7 +201,7 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
     return CreateSpec(body, name=args.name or None, platform=args.platform or None)
 
 
-def _env_entry(item: str, environ: os._Environ[str] | dict[str, str]) -> str:
+def _env_entry(item: str, environ: Mapping[str, str]) -> str:
     """``K=V`` as given; a bare ``K`` takes the CLI's own value when it has one (docker's rule)."""
     key, sep, _ = item.partition("=")
     if not key:
@@ -211,7 +212,7 @@ def _env_entry(item: str, environ: os._Environ[str] | dict[str, str]) -> str:
     return f"{key}={value}" if value is not None else item
 
 
-def _read_env_files(paths: list[str], environ: os._Environ[str] | dict[str, str]) -> list[str]:
+def _read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
     out: list[str] = []
     for path in paths:
         try:

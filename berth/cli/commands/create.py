@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    spec = _container.build_spec(args, ctx.verb, detach=False)
+    spec = _container.build_spec(args, ctx.verb, detach=False, environ=ctx.environ)
     try:
         container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)
     except BerthError as e:

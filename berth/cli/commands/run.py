@@ -23,7 +23,8 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    spec = _container.build_spec(args, ctx.verb, detach=args.detach)
+    spec = _container.build_spec(args, ctx.verb, detach=args.detach,
+                                 environ=ctx.environ)
     body = spec.body
     streams = _attach.Streams(body["AttachStdin"], body["AttachStdout"], body["AttachStderr"],
                               body["Tty"])

@@ -1,0 +1,139 @@
+"""Docker's humanised durations and sizes, tables, quoting and PORTS, against known outputs."""
+
+from __future__ import annotations
+
+import pytest
+
+from berth.cli.commands.images import image_names
+from berth.cli.commands.ps import container_row, format_ports
+from berth.cli.render import (
+    ellipsis,
+    go_quote,
+    human_duration,
+    human_size,
+    parse_timestamp,
+    since,
+    table,
+)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "Less than a second"),
+    (0.999, "Less than a second"),
+    (1, "1 second"),
+    (1.9, "1 second"),
+    (2, "2 seconds"),
+    (59, "59 seconds"),
+    (60, "About a minute"),
+    (119, "About a minute"),
+    (120, "2 minutes"),
+    (3599, "59 minutes"),
+    (3600, "About an hour"),
+    (5399, "About an hour"),
+    (5400, "2 hours"),          # Go rounds the hour half away from zero
+    (9000, "3 hours"),          # 2.5 h: banker's rounding would say 2
+    (47 * 3600, "47 hours"),
+    (48 * 3600, "2 days"),
+    (13 * 86400, "13 days"),
+    (14 * 86400, "2 weeks"),
+    (59 * 86400, "8 weeks"),
+    (60 * 86400, "2 months"),
+    (400 * 86400, "13 months"),
+    (730 * 86400, "2 years"),
+])
+def test_human_duration(seconds: float, text: str) -> None:
+    assert human_duration(seconds) == text
+
+
+@pytest.mark.parametrize(("size", "text"), [
+    (0, "0B"),
+    (999, "999B"),
+    (1000, "1kB"),
+    (1024, "1.02kB"),
+    (4261550, "4.26MB"),
+    (999999, "1e+03kB"),        # as docker prints it: Go's %g switches to an exponent
+    (1234567890, "1.23GB"),
+    (5_000_000_000_000, "5TB"),
+    (7_700_000, "7.7MB"),
+])
+def test_human_size_three_digits(size: int, text: str) -> None:
+    assert human_size(size) == text
+
+
+def test_human_size_four_digits() -> None:
+    assert human_size(4261550, 4) == "4.262MB"
+
+
+def test_table_uses_tabwriter_widths() -> None:
+    out = table(("CONTAINER ID", "IMAGE", "NAMES"), [("abc", "busybox:latest", "x")])
+    assert out == ("CONTAINER ID   IMAGE            NAMES\n"
+                   "abc            busybox:latest   x\n")
+
+
+def test_table_minimum_width_is_ten() -> None:
+    out = table(("REPOSITORY", "TAG", "SIZE"), [("a", "b", "1B")])
+    assert out.splitlines() == ["REPOSITORY   TAG       SIZE", "a            b         1B"]
+
+
+def test_ellipsis_and_quote_match_docker_ps() -> None:
+    assert go_quote(ellipsis("sleep 1000000000000000", 20)) == '"sleep 1000000000000…"'
+    assert go_quote(ellipsis("short", 20)) == '"short"'
+    assert go_quote('echo "hi" \\ there') == '"echo \\"hi\\" \\\\ there"'
+    assert go_quote("a\nb\x01é") == '"a\\nb\\x01é"'
+    assert ellipsis("abc", 1) == "a"
+    assert ellipsis("abc", 0) == ""
+
+
+def test_parse_timestamp() -> None:
+    assert parse_timestamp(1700000000) == 1700000000.0
+    assert parse_timestamp("2023-11-14T22:13:20Z") == 1700000000.0
+    assert parse_timestamp("2023-11-14T22:13:20.123456789Z") == pytest.approx(1700000000.123457)
+    assert parse_timestamp("2023-11-14T23:13:20+01:00") == 1700000000.0
+    assert parse_timestamp("0001-01-01T00:00:00Z") is None
+    assert parse_timestamp("") is None
+    assert since(1700000000, 1700000003.5) == "3 seconds ago"
+
+
+def test_ports_as_docker_28_prints_them() -> None:
+    ports = [
+        {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+        {"PrivatePort": 443, "Type": "tcp"},
+        {"IP": "0.0.0.0", "PrivatePort": 81, "PublicPort": 8081, "Type": "tcp"},
+    ]
+    # Captured from docker 28.2.2 against the same /containers/json answer.
+    assert format_ports(ports) == ("443/tcp, 0.0.0.0:8080->80/tcp, [::]:8080->80/tcp, "
+                                   "0.0.0.0:8081->81/tcp")
+
+
+def test_ports_same_number_ranges_merge() -> None:
+    ports = [{"IP": "0.0.0.0", "PrivatePort": p, "PublicPort": p, "Type": "tcp"}
+             for p in (8000, 8001, 8002, 9000)]
+    ports += [{"PrivatePort": 53, "Type": "udp"}, {"PrivatePort": 54, "Type": "udp"}]
+    assert format_ports(ports) == ("0.0.0.0:8000-8002->8000-8002/tcp, 53-54/udp, "
+                                   "0.0.0.0:9000->9000/tcp")
+
+
+def test_container_row_truncates_like_docker() -> None:
+    c = {"Id": "c" * 64, "Names": ["/quirky_name", "/web/db"], "Image": "sha256:" + "b" * 64,
+         "ImageID": "sha256:" + "b" * 64, "Command": 'echo "hi" \\ there', "Created": 100,
+         "Ports": [], "Status": "Exited (0) 3 seconds ago"}
+    assert container_row(c, True, 100 + 7200) == (
+        "cccccccccccc", "bbbbbbbbbbbb", '"echo \\"hi\\" \\\\ there"', "2 hours ago",
+        "Exited (0) 3 seconds ago", "", "quirky_name")
+    row = container_row(c, False, 100 + 7200)
+    assert row[0] == "c" * 64
+    assert row[1] == "sha256:" + "b" * 64
+    assert row[6] == "quirky_name,web/db"
+    c["Image"] = "localhost:5000/app:1@sha256:" + "d" * 64
+    assert container_row(c, True, 200)[1] == "localhost:5000/app:1"
+
+
+def test_image_names_rows() -> None:
+    assert image_names({"RepoTags": ["busybox:latest", "localhost:5000/busybox:v1"],
+                        "RepoDigests": ["busybox@sha256:99"]}) == [
+        ("busybox", "latest", "sha256:99"), ("localhost:5000/busybox", "v1", "<none>")]
+    assert image_names({"RepoTags": None, "RepoDigests": ["alpine@sha256:88"]}) == [
+        ("alpine", "<none>", "sha256:88")]
+    assert image_names({"RepoTags": ["<none>:<none>"], "RepoDigests": []}) == [
+        ("<none>", "<none>", "<none>")]
