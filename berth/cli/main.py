@@ -95,11 +95,10 @@ def _management_help(group: str) -> str:
     summary, verbs = MANAGEMENT[group]
     summaries = {name: summary for name, (_, summary) in COMMANDS.items()}
     lines = [f"Usage:  berth {group} COMMAND", "", summary, "", "Commands:"]
-    seen: set[str] = set()
-    for sub, verb in sorted(verbs.items()):
-        if verb in seen and sub != verb:
-            continue
-        seen.add(verb)
+    shown: dict[str, str] = {}  # verb -> the first sub-verb naming it (``ls``, not ``list``)
+    for sub, verb in verbs.items():
+        shown.setdefault(verb, sub)
+    for verb, sub in sorted(shown.items(), key=lambda item: item[1]):
         lines.append(f"  {sub.ljust(11)} {summaries[verb]}")
     lines += ["", f"Run 'berth {group} COMMAND --help' for more information on a command."]
     return "\n".join(lines) + "\n"
@@ -258,3 +257,7 @@ def _report(ctx: object, error: Exception) -> int:
             ctx.err(traceback.format_exc().rstrip())
         ctx.err(f"berth: {error}")
     return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,101 @@
+"""The CLI stays light: --help and --version import nothing daemon-side, and verbs load lazily."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from berth.cli.main import COMMANDS, MANAGEMENT
+
+REPO = Path(__file__).resolve().parents[2]
+FORBIDDEN = ("asyncio", "sqlite3", "berth.daemon", "berth.api", "berth.container",
+             "berth.image", "berth.shim", "berth.runtime", "h11", "httpx")
+
+_PROBE = """
+import json, sys
+from berth.cli.main import main
+code = main(sys.argv[1:])
+sys.stdout.flush()
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def _modules_after(*args: str) -> set[str]:
+    env = dict(os.environ, BERTH_HOST="unix:///nonexistent/berth.sock")
+    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=30)
+    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["-v"], ["ps", "--help"],
+                                  ["run", "--help"], ["ps"], ["images"]])
+def test_no_daemon_side_imports(args: list[str]) -> None:
+    loaded = _modules_after(*args)
+    bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
+    assert bad == []
+
+
+def test_help_imports_no_verb_module() -> None:
+    loaded = _modules_after("--help")
+    assert not [m for m in loaded if m.startswith("berth.cli.commands")]
+    assert "argparse" not in loaded
+    assert "berth.http.client" not in loaded
+
+
+def test_version_fast_path_imports_almost_nothing() -> None:
+    loaded = _modules_after("--version")
+    assert {m for m in loaded if m.startswith("berth")} <= {"berth", "berth.cli",
+                                                             "berth.cli.main"}
+    assert "argparse" not in loaded
+
+
+def test_a_verb_imports_only_its_own_module() -> None:
+    loaded = _modules_after("ps", "--help")
+    verbs = {m for m in loaded if m.startswith("berth.cli.commands.")}
+    assert verbs == {"berth.cli.commands.ps"}
+
+
+def test_console_script_version_output() -> None:
+    proc = subprocess.run([sys.executable, "-m", "berth.cli.main", "--version"],
+                          capture_output=True, text=True, timeout=30)
+    from berth import __version__
+
+    assert proc.returncode == 0
+    assert proc.stdout == f"berth version {__version__}\n"
+
+
+def test_version_is_quick() -> None:
+    """Median of a few runs; generous bound so a loaded machine does not flake (target 60 ms)."""
+    runs = []
+    for _ in range(7):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "berth.cli.main", "--version"],
+                       capture_output=True, timeout=30, check=True)
+        runs.append(time.perf_counter() - start)
+    assert sorted(runs)[len(runs) // 2] < 0.25
+
+
+@pytest.mark.parametrize("verb", sorted(COMMANDS))
+def test_every_verb_module_loads_and_has_help(verb: str) -> None:
+    import io
+
+    from berth.cli.main import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    assert main([verb, "--help"], stdout=out, stderr=err, environ={}) == 0
+    text = out.getvalue().decode()
+    assert text.startswith(f"Usage:  berth {verb}")
+    assert COMMANDS[verb][1] in text
+
+
+def test_management_aliases_point_to_real_verbs() -> None:
+    for _group, (_summary, subs) in MANAGEMENT.items():
+        for verb in subs.values():
+            assert verb in COMMANDS
