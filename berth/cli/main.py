@@ -104,6 +104,28 @@ def _management_help(group: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+class _TextWriter:
+    """Bytes written to a text stream that has no binary buffer (a redirected StringIO)."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> int:
+        self._stream.write(data.decode("utf-8", "replace"))
+        return len(data)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+
+def _binary(stream: IO[str]) -> IO[bytes]:
+    buffer = getattr(stream, "buffer", None)
+    return buffer if buffer is not None else _TextWriter(stream)  # type: ignore[return-value]
+
+
 class _GlobalUsage(Exception):
     def __init__(self, code: int, message: str) -> None:
         super().__init__(message)
@@ -164,8 +186,8 @@ def main(argv: list[str] | None = None, *, stdin: IO[bytes] | None = None,
          environ: Mapping[str, str] | None = None) -> int:
     """Run one ``berth`` command line; return its exit code."""
     args = sys.argv[1:] if argv is None else list(argv)
-    out = stdout if stdout is not None else sys.stdout.buffer
-    err = stderr if stderr is not None else sys.stderr.buffer
+    out = stdout if stdout is not None else _binary(sys.stdout)
+    err = stderr if stderr is not None else _binary(sys.stderr)
     if args in (["--version"], ["-v"]):  # the fast path: nothing else to import
         out.write(_version_text().encode())
         out.flush()
