@@ -33,11 +33,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     info = client.get_json(f"/containers/{args.args[0]}/json")
     container_id = info["Id"]
     config = info.get("Config") or {}
-    if (info.get("State") or {}).get("Running"):
-        raise StatusError(1, "Error response from daemon: container is already running")
-    streams = _attach.Streams(
-        stdin=bool(args.interactive and config.get("OpenStdin")),
-        stdout=bool(args.attach), stderr=bool(args.attach), tty=bool(config.get("Tty")))
+    # Output is attached even for a bare -i, as docker does.
+    streams = _attach.Streams(stdin=bool(args.interactive and config.get("OpenStdin")),
+                              stdout=True, stderr=True, tty=bool(config.get("Tty")))
     if streams.stdin and streams.tty and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")
     auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
