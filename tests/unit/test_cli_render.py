@@ -137,3 +137,50 @@ def test_image_names_rows() -> None:
         ("alpine", "<none>", "sha256:88")]
     assert image_names({"RepoTags": ["<none>:<none>"], "RepoDigests": []}) == [
         ("<none>", "<none>", "<none>")]
+
+
+def test_progress_text() -> None:
+    from berth.cli.progress import progress_text
+
+    assert progress_text({"current": 1_200_000, "total": 4_300_000}) == "   1.2MB/4.3MB"
+    assert progress_text({"current": 5, "total": 10}, width=120) == (
+        "[=========================>                         ]       5B/10B")
+    assert progress_text({"current": 300, "total": 0}) == "    300B"
+    assert progress_text({"current": 3, "total": 4, "units": "layers"}) == "3/4 layers"
+    assert progress_text({}) == ""
+
+
+def test_display_messages_plain_and_terminal() -> None:
+    import io
+
+    from berth.cli.progress import display_messages
+
+    messages = [
+        {"status": "Pulling from library/busybox", "id": "latest"},
+        {"status": "Downloading", "progressDetail": {"current": 5, "total": 10}, "id": "abc"},
+        {"status": "Pull complete", "progressDetail": {}, "id": "abc"},
+        {"stream": "Loaded image: busybox:latest\n"},
+        {"aux": {"ID": "sha256:x"}},
+    ]
+    out = io.BytesIO()
+    display_messages(messages, out, terminal=False)
+    assert out.getvalue().decode() == ("latest: Pulling from library/busybox\n"
+                                       "abc: Pull complete\n"
+                                       "Loaded image: busybox:latest\n")
+    out = io.BytesIO()
+    display_messages(messages[:3], out, terminal=True)
+    # Each layer keeps its line: move up to it, clear, redraw, move back down.
+    assert out.getvalue().decode() == (
+        "latest: Pulling from library/busybox\n"
+        "\n\x1b[1A\x1b[2K\rabc: Downloading       5B/10B\r\x1b[1B"
+        "\x1b[1A\x1b[2K\rabc: Pull complete \r\x1b[1B")
+
+
+def test_display_messages_raises_stream_error() -> None:
+    import io
+
+    from berth.cli.progress import display_messages
+    from berth.http.frames import JSONMessageError
+
+    with pytest.raises(JSONMessageError, match="denied"):
+        display_messages([{"errorDetail": {"message": "denied"}}], io.BytesIO())

@@ -531,3 +531,17 @@ def test_host_from_environment(fake_daemon: FakeDaemon) -> None:
                 environ={"BERTH_HOST": fake_daemon.host, "DOCKER_HOST": "unix:///nope"})
     assert code == 0
     assert fake_daemon.calls() == ["GET /containers/json"]
+
+
+def test_logs_since_until_become_unix_times(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("GET", r"/containers/(\w+)/json", _inspect(tty=False))
+    fake_daemon.route("GET", r"/containers/(\w+)/logs", Reply(200, b""))
+    before = time.time()
+    assert berth(fake_daemon, "logs", "--since", "1h", "--until",
+                 "2023-11-14T22:13:20Z", "web").code == 0
+    req = fake_daemon.last("GET", r"/containers/\w+/logs")
+    assert before - 3600 - 1 < float(req.arg("since") or 0) <= time.time() - 3600
+    assert req.arg("until") == "1700000000.000000000"
+    r = berth(fake_daemon, "logs", "--since", "yesterday", "web")
+    assert r.code == 1
+    assert 'invalid value for "since"' in r.err
