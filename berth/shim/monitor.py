@@ -22,17 +22,21 @@ bounded buffer and is dropped when it falls further behind; the log gets everyth
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import selectors
 import signal
 import socket
+import struct
 import sys
+import termios
 import time
 import traceback
 from typing import Any, NoReturn
 
 from berth import linux, runtime
-from berth.errors import BerthError, Conflict, InvalidArgument, NotImplementedYet
+from berth.errors import BerthError, Conflict, InvalidArgument
 from berth.shim import protocol
 from berth.shim.jsonlog import JsonFileLog
 from berth.util import atomic_write_json, rfc3339_nano
@@ -69,6 +73,8 @@ class Shim:
         self.state_dir = str(request["state_dir"])
         self.log_path = request.get("log_path")
         self.use_stdin = bool(request.get("stdin"))
+        self.tty = bool(request.get("tty"))
+        self.pty_master = -1
         self.rootfs_mounts = request.get("rootfs_mounts") or None
         self.sel = selectors.DefaultSelector()
         self.conns: dict[int, _Conn] = {}
@@ -109,6 +115,9 @@ class Shim:
 
     def create(self) -> None:
         """Create the container; on return init is blocked before exec."""
+        if self.tty:
+            self.create_with_tty()
+            return
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         in_r = in_w = -1
@@ -137,6 +146,29 @@ class Shim:
         if in_w >= 0:
             os.set_blocking(in_w, False)
             self.stdin_fd = in_w
+        self.write_state()
+
+    def create_with_tty(self) -> None:
+        """The container's stdio is a pty slave; we keep the master. The spec must set
+        ``process.terminal`` so init makes it its controlling terminal."""
+        master, slave = os.openpty()
+        try:
+            if self.log_path:
+                self.log = JsonFileLog(self.log_path)
+            self.init_pid = runtime.create(self.id, self.bundle, self.state_dir,
+                                           stdio=(slave, slave, slave),
+                                           rootfs_mounts=self.rootfs_mounts)
+        except BaseException:
+            os.close(master)
+            raise
+        finally:
+            os.close(slave)
+        os.set_blocking(master, False)
+        self.pty_master = master
+        self.outputs[master] = 1
+        self.sel.register(master, selectors.EVENT_READ, ("output", 1))
+        if self.use_stdin:
+            self.stdin_fd = os.dup(master)  # a second fd: the selector wants one per role
         self.write_state()
 
     def listen(self) -> None:
@@ -248,6 +280,10 @@ class Shim:
             data = os.read(fd, READ_SIZE)
         except BlockingIOError:
             return
+        except OSError as e:  # EIO: every slave fd of the pty is closed
+            if e.errno != errno.EIO:
+                raise
+            data = b""
         if not data:
             self.close_output(fd)
             return
@@ -257,7 +293,8 @@ class Shim:
         for conn in list(self.conns.values()):
             if conn.mode == "attach" and stream in conn.streams:
                 if framed is None:
-                    framed = protocol.frame(stream, data)
+                    # A tty has one stream and Docker sends it raw, without frames.
+                    framed = data if self.tty else protocol.frame(stream, data)
                 self.send(conn, framed)
 
     def close_output(self, fd: int) -> None:
@@ -476,6 +513,9 @@ class Shim:
         elif op == "close_stdin":
             self.close_stdin()
             self.respond(conn, protocol.ok())
+        elif op == "resize":
+            self.op_resize(req)
+            self.respond(conn, protocol.ok())
         elif op == "shutdown":
             self.shutdown_requested = True
             self.respond(conn, protocol.ok())
@@ -491,15 +531,22 @@ class Shim:
         self.write_state()
         self.reap()  # it may already be gone (e.g. `true`)
 
+    def op_resize(self, req: dict[str, Any]) -> None:
+        if self.pty_master < 0:
+            raise Conflict(f"container {self.id} has no tty")
+        height, width = int(req.get("height") or 0), int(req.get("width") or 0)
+        if not (0 < height < 65536 and 0 < width < 65536):
+            raise InvalidArgument("resize: height and width must be 1..65535")
+        fcntl.ioctl(self.pty_master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
     def op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
         streams = set()
         if req.get("stdout", True):
             streams.add(1)
         if req.get("stderr", True):
             streams.add(2)
-        want_stdin = bool(req.get("stdin"))
-        if want_stdin and not self.use_stdin:
-            raise Conflict("the container was created without stdin")
+        # Docker ignores stdin for a container created without it, rather than failing.
+        want_stdin = bool(req.get("stdin")) and self.use_stdin
         conn.streams = frozenset(streams)
         conn.want_stdin = want_stdin
         conn.stdin_once = bool(req.get("stdin_once"))
@@ -543,8 +590,6 @@ def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
         state_dir = str(request["state_dir"])
         os.makedirs(state_dir, 0o711, exist_ok=True)
         _redirect_stdio(os.path.join(state_dir, "shim.log"))
-        if request.get("tty"):
-            raise NotImplementedYet("tty containers are not supported yet")
         shim = Shim(request)
         shim.setup_signals()
         shim.listen()

@@ -18,7 +18,7 @@ request                                                response
 ``{"op": "ping"}``                                     ``{"ok": true, "pid": N}``
 ``{"op": "spawn", "id": ID, "bundle": DIR,             sent by the new shim on the same
 "state_dir": DIR, "log_path": PATH|null,               connection once the container is
-"stdin": BOOL, "tty": false, "rootfs_mounts": [...]}`` created (init blocked before exec):
+"stdin": BOOL, "tty": BOOL, "rootfs_mounts": [...]}`` created (init blocked before exec):
                                                        ``{"ok": true, "shim_pid": N,
                                                        "init_pid": N}``, or the error
 =====================================================  ========================================
@@ -44,6 +44,7 @@ request                                                response
 ``{"op": "attach", "stdin": B, "stdout": B,            ``{"ok": true}``, then a raw stream (below)
 "stderr": B, "stdin_once": B}``
 ``{"op": "close_stdin"}``                              ``{"ok": true}``
+``{"op": "resize", "height": H, "width": W}``          ``{"ok": true}``; ``Conflict`` without tty
 ``{"op": "shutdown"}``                                 ``{"ok": true}``; the shim removes its
                                                        socket and exits once the container has
                                                        stopped
@@ -55,6 +56,10 @@ client → shim, raw stdin bytes. The client's half-close (``SHUT_WR``) closes t
 stdin when ``stdin_once``. When the container has exited and its output is drained, the shim
 sends what is left and closes the connection. A client that falls too far behind is dropped;
 the log always gets everything.
+
+With ``"tty": true`` the container's stdio is a pty (the bundle must set ``process.terminal``):
+its output is one stream, sent to attach clients raw, without frames (as Docker does), and
+logged as ``stdout``; ``resize`` sets the window size.
 
 Times are RFC 3339 with nanoseconds, UTC (``2024-01-02T03:04:05.123456789Z``).
 """

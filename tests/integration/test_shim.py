@@ -232,3 +232,37 @@ def test_spawn_start_latency(launcher: Launcher) -> None:
         shim.shutdown()
     times.sort()
     print(f"spawn+start through the launcher: median {times[2] * 1000:.1f} ms")
+
+
+def test_tty_container(launcher: Launcher) -> None:
+    launcher.n += 1
+    bundle = launcher.harness.bundle(["sh", "-c", "[ -t 0 ] && echo isatty; stty size; "
+                                                  "read x; echo got $x"], terminal=True)
+    state_dir = os.path.join(launcher.exec_root, f"c{launcher.n}")
+    log_path = str(launcher.harness.tmp / "tty.log")
+    client.spawn_via_launcher(launcher.exec_root, {
+        "id": "tty", "bundle": str(bundle), "state_dir": state_dir, "log_path": log_path,
+        "stdin": True, "tty": True})
+    shim = client.ShimClient(state_dir, timeout=20)
+    shim.call({"op": "resize", "height": 40, "width": 100})
+    sock = shim.attach(stdin=True, stdin_once=True)
+    shim.start()
+    sock.sendall(b"typed\n")
+    data = bytearray()
+    while chunk := sock.recv(65536):
+        data += chunk
+    sock.close()
+    text = data.decode().replace("\r\n", "\n")
+    lines = text.splitlines()  # raw: no frame headers on a tty; the terminal echoes input
+    assert lines[0] == "isatty"
+    assert "40 100" in lines and "got typed" in lines
+    assert shim.wait()["exit_code"] == 0
+    assert all(e["stream"] == "stdout" for e in log_entries(log_path))
+
+
+def test_resize_without_tty_is_a_conflict(launcher: Launcher) -> None:
+    shim, _, _, _ = launcher.spawn(["true"])
+    with pytest.raises(Conflict):
+        shim.call({"op": "resize", "height": 10, "width": 10})
+    shim.start()
+    shim.wait()
