@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.cli.main import COMMANDS, MANAGEMENT
+from berth.cli.dispatch import COMMANDS, MANAGEMENT
 
 REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("asyncio", "sqlite3", "berth.daemon", "berth.api", "berth.container",
@@ -42,6 +42,12 @@ def test_no_daemon_side_imports(args: list[str]) -> None:
     assert bad == []
 
 
+def _modules_after_nothing() -> set[str]:
+    proc = subprocess.run([sys.executable, "-c", "import json, sys; print(json.dumps("
+                           "sorted(sys.modules)))"], capture_output=True, text=True, timeout=30)
+    return set(json.loads(proc.stdout))
+
+
 def test_help_imports_no_verb_module() -> None:
     loaded = _modules_after("--help")
     assert not [m for m in loaded if m.startswith("berth.cli.commands")]
@@ -54,6 +60,7 @@ def test_version_fast_path_imports_almost_nothing() -> None:
     assert {m for m in loaded if m.startswith("berth")} <= {"berth", "berth.cli",
                                                              "berth.cli.main"}
     assert "argparse" not in loaded
+    assert "typing" not in loaded or "typing" in _modules_after_nothing()
 
 
 def test_a_verb_imports_only_its_own_module() -> None:
