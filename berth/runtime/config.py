@@ -15,6 +15,7 @@ from typing import Any
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
+from berth.runtime.user import ANNOTATION as USER_ANNOTATION
 
 # OCI namespace type -> clone flag.
 NAMESPACES: dict[str, int] = {
@@ -144,6 +145,7 @@ class InitConfig:
     uid: int = 0
     gid: int = 0
     additional_gids: list[int] = field(default_factory=list)
+    user_name: str | None = None  # Docker's --user, resolved inside the container (see user)
     umask: int = 0o022
     capabilities: Capabilities | None = None
     no_new_privileges: bool = False
@@ -313,6 +315,7 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         uid=int(user.get("uid", 0)),
         gid=int(user.get("gid", 0)),
         additional_gids=[int(g) for g in user.get("additionalGids") or ()],
+        user_name=(spec.get("annotations") or {}).get(USER_ANNOTATION) or None,
         umask=0o022 if umask is None else int(umask),
         capabilities=None if caps is None else _caps(caps),
         no_new_privileges=bool(process.get("noNewPrivileges")),

@@ -30,7 +30,7 @@ import traceback
 
 from berth import linux
 from berth.errors import RuntimeFailure
-from berth.runtime import rootfs, sync
+from berth.runtime import rootfs, sync, user
 from berth.runtime.config import InitConfig, Mount
 
 
@@ -210,6 +210,15 @@ def _set_user_and_caps(cfg: InitConfig) -> None:
                 linux.ambient_raise(cap)
 
 
+def _resolve_user(cfg: InitConfig) -> None:
+    """Docker's ``--user NAME[:GROUP]`` from the container's own passwd and group files."""
+    resolved = user.resolve(cfg.user_name or "")
+    cfg.uid, cfg.gid = resolved.uid, resolved.gid
+    cfg.additional_gids = sorted(set(cfg.additional_gids) | set(resolved.additional_gids))
+    if not any(e.startswith("HOME=") for e in cfg.env):
+        cfg.env.append(f"HOME={resolved.home}")
+
+
 def _set_tty() -> None:
     """With ``process.terminal``, make stdin (a pty slave) our controlling terminal."""
     if not os.isatty(0):
@@ -268,6 +277,9 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         if cfg.terminal:
             step = "setting the controlling terminal"
             _set_tty()
+        if cfg.user_name:
+            step = f"resolving user {cfg.user_name}"
+            _resolve_user(cfg)
         step = f"setting user {cfg.uid}:{cfg.gid} and capabilities"
         _set_user_and_caps(cfg)
         os.umask(cfg.umask)

@@ -336,3 +336,13 @@ def test_two_stage_path_when_the_creator_has_threads(harness: Harness) -> None:
         stop.set()
         t.join()
     assert (code, out) == (0, "1\n")
+
+
+def test_user_name_resolved_inside_the_container(harness: Harness) -> None:
+    spec = runtime.default_spec(["sh", "-c", "id -u; id -g; echo $HOME"])
+    spec["annotations"] = {"io.berth.user": "nobody"}
+    code, out, err = harness.run(harness.bundle([], spec=spec))
+    assert (code, out.split()) == (0, ["65534", "65534", "/home"]), err
+    spec["annotations"] = {"io.berth.user": "ghost"}
+    with pytest.raises(RuntimeFailure, match="unable to find user ghost"):
+        runtime.create("u", str(harness.bundle([], spec=spec)), harness.state_dir())

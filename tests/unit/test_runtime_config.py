@@ -114,3 +114,25 @@ def test_capability_names_and_masks() -> None:
         linux.cap_mask(["CAP_FLY"])
     assert linux.cap_mask(["CAP_FLY"], strict=False) == 0
     assert len(set(linux.CAPABILITIES.values())) == len(linux.CAPABILITIES)
+
+
+def test_user_resolution(tmp_path: Path) -> None:
+    from berth.errors import RuntimeFailure
+    from berth.runtime.user import resolve
+
+    (tmp_path / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n"
+                                     "app:x:1000:1000::/home/app:/bin/sh\n")
+    (tmp_path / "group").write_text("root:x:0:\napp:x:1000:\nwheel:x:10:app,other\n"
+                                    "audio:x:29:app\n")
+    p, g = str(tmp_path / "passwd"), str(tmp_path / "group")
+    app = resolve("app", p, g)
+    assert (app.uid, app.gid, app.additional_gids, app.home) == (1000, 1000, [10, 29],
+                                                                "/home/app")
+    assert (resolve("1000", p, g).uid, resolve("1000", p, g).home) == (1000, "/home/app")
+    assert (resolve("4242", p, g).uid, resolve("4242", p, g).gid) == (4242, 0)
+    assert resolve("app:wheel", p, g).gid == 10
+    assert resolve("0:77", p, g).gid == 77
+    with pytest.raises(RuntimeFailure, match="unable to find user ghost"):
+        resolve("ghost", p, g)
+    with pytest.raises(RuntimeFailure, match="unable to find group nogroup"):
+        resolve("app:nogroup", p, g)
