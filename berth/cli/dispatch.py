@@ -26,12 +26,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "images": ("images", "List images"),
     "version": ("version", "Show the berth version information"),
     "info": ("info", "Display system-wide information"),
+    "exec": ("exec", "Execute a command in a running container"),
     "create": ("create", "Create a new container"),
+    "history": ("history", "Show the history of an image"),
     "import": ("import_", "Import the contents from a tarball to create a filesystem image"),
     "inspect": ("inspect", "Return low-level information on berth objects"),
     "kill": ("kill", "Kill one or more running containers"),
     "load": ("load", "Load an image from a tar archive or STDIN"),
     "logs": ("logs", "Fetch the logs of a container"),
+    "restart": ("restart", "Restart one or more containers"),
     "rm": ("rm", "Remove one or more containers"),
     "rmi": ("rmi", "Remove one or more images"),
     "start": ("start", "Start one or more stopped containers"),
@@ -39,18 +42,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
     "wait": ("wait", "Block until one or more containers stop, then print their exit codes"),
 }
-_COMMON = ("run", "ps", "pull", "images", "version", "info")
+_COMMON = ("run", "exec", "ps", "pull", "images", "version", "info")
 
 # management command -> (summary, {sub-verb: verb})
 MANAGEMENT: dict[str, tuple[str, dict[str, str]]] = {
     "container": ("Manage containers", {
-        "create": "create", "inspect": "inspect", "kill": "kill", "logs": "logs", "ls": "ps",
-        "list": "ps", "ps": "ps", "rm": "rm", "remove": "rm", "run": "run", "start": "start",
-        "stop": "stop", "wait": "wait",
+        "create": "create", "exec": "exec", "inspect": "inspect", "kill": "kill",
+        "logs": "logs", "ls": "ps", "list": "ps", "ps": "ps", "restart": "restart", "rm": "rm",
+        "remove": "rm", "run": "run", "start": "start", "stop": "stop", "wait": "wait",
     }),
     "image": ("Manage images", {
-        "import": "import", "inspect": "inspect", "load": "load", "ls": "images",
-        "list": "images", "pull": "pull", "rm": "rmi", "remove": "rmi", "tag": "tag",
+        "history": "history", "import": "import", "inspect": "inspect", "load": "load",
+        "ls": "images", "list": "images", "pull": "pull", "rm": "rmi", "remove": "rmi",
+        "tag": "tag",
     }),
     "system": ("Manage berth", {"info": "info"}),
 }

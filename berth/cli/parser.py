@@ -39,7 +39,8 @@ class Parser(argparse.ArgumentParser):
         self._min_args = 0
         self._max_args: int | None = 0
         self._docs: list[tuple[str, str]] = []
-        self._bools: set[str] = set()
+        self._bools: dict[str, str] = {}  # a boolean flag's names -> its long name
+        self._first = "image"
         self.add_argument("--help", action="store_true", dest="help", help="Print usage")
         self.intermixed = True
 
@@ -50,11 +51,14 @@ class Parser(argparse.ArgumentParser):
         action = self.add_argument(*names, help=help, **kwargs)
         if kwargs.get("action") == "store_true":
             # pflag accepts --flag=false; argparse only --flag. A hidden twin stores False.
+            longs = [n for n in names if n.startswith("--")]
+            for name in longs:
+                self._bools[name] = name
+                self.add_argument("--no-" + name[2:], dest=action.dest,
+                                  action="store_false", help=argparse.SUPPRESS)
             for name in names:
-                if name.startswith("--"):
-                    self._bools.add(name)
-                    self.add_argument("--no-" + name[2:], dest=action.dest,
-                                      action="store_false", help=argparse.SUPPRESS)
+                if not name.startswith("--") and longs:
+                    self._bools[name] = longs[0]
         shorts = [n for n in names if not n.startswith("--")]
         longs = [n for n in names if n.startswith("--")]
         left = f"{shorts[0]}, " if shorts else "    "
@@ -72,11 +76,15 @@ class Parser(argparse.ArgumentParser):
         self._min_args, self._max_args = minimum, maximum
         self.add_argument("args", nargs="*")
 
-    def command_positionals(self) -> None:
-        """``IMAGE [COMMAND] [ARG...]``: flags stop at the image (``run busybox ls -l``)."""
-        self._min_args, self._max_args = 1, None
+    def command_positionals(self, minimum: int = 1, first: str = "image") -> None:
+        """``IMAGE [COMMAND] [ARG...]``: flags stop at the image (``run busybox ls -l``).
+
+        The first positional lands in ``args.<first>``, the rest in ``args.command``.
+        """
+        self._min_args, self._max_args = minimum, None
         self.intermixed = False
-        self.add_argument("image", nargs="?")
+        self._first = first
+        self.add_argument(first, nargs="?")
         self.add_argument("command", nargs=argparse.REMAINDER)
 
     # -- parsing --------------------------------------------------------------------------------
@@ -88,7 +96,7 @@ class Parser(argparse.ArgumentParser):
             raise StatusError(0, None, stdout=self.format_help())
         if self.intermixed:
             count = len(ns.args)
-        elif ns.image is None:
+        elif getattr(ns, self._first) is None:
             count = 0
         else:
             count = 1 + len(ns.command)
@@ -111,18 +119,19 @@ class Parser(argparse.ArgumentParser):
             if tok == "--":
                 out.extend(argv[i:])
                 break
+            name, eq, value = tok.partition("=")
+            if eq and name in self._bools and (tok.startswith("--") or len(name) == 2):
+                name = self._bools[name]
+                lowered = value.lower()
+                if lowered in ("1", "t", "true"):
+                    out.append(name)
+                elif lowered in ("0", "f", "false"):
+                    out.append("--no-" + name[2:])
+                else:
+                    self.error(f'invalid argument "{value}" for "{name}" flag: '
+                               f'strconv.ParseBool: parsing "{value}": invalid syntax')
+                continue
             if tok.startswith("--"):
-                name, eq, value = tok.partition("=")
-                if eq and name in self._bools:
-                    lowered = value.lower()
-                    if lowered in ("1", "t", "true"):
-                        out.append(name)
-                    elif lowered in ("0", "f", "false"):
-                        out.append("--no-" + name[2:])
-                    else:
-                        self.error(f'invalid argument "{value}" for "{name}" flag: '
-                                   f'strconv.ParseBool: parsing "{value}": invalid syntax')
-                    continue
                 expect_value = not eq and self._takes_value(name)
             elif tok.startswith("-") and len(tok) > 1:
                 for j in range(1, len(tok)):

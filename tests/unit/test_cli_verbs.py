@@ -545,3 +545,64 @@ def test_logs_since_until_become_unix_times(fake_daemon: FakeDaemon) -> None:
     r = berth(fake_daemon, "logs", "--since", "yesterday", "web")
     assert r.code == 1
     assert 'invalid value for "since"' in r.err
+
+
+# -- exec / restart / history -------------------------------------------------------------------
+
+def test_exec_attached_exit_code(fake_daemon: FakeDaemon) -> None:
+    def start(req: Any) -> Reply:
+        def stream(sock: socket.socket, buffered: bytes) -> None:
+            data = buffered
+            while chunk := sock.recv(4096):
+                data += chunk
+            sock.sendall(encode_frame(STDOUT, b"got:" + data) + encode_frame(STDERR, b"e\n"))
+            sock.close()
+        return Reply(hijack=stream)
+
+    fake_daemon.route("POST", r"/containers/(\w+)/exec", json_reply({"Id": "e1"}, 201))
+    fake_daemon.route("POST", r"/exec/e1/start", start)
+    fake_daemon.route("GET", r"/exec/e1/json", json_reply({"ExitCode": 5, "Running": False}))
+    r = berth(fake_daemon, "exec", "-i", "-e", "A=1", "-w", "/tmp", "web", "cat", "-n",
+              stdin=b"in")
+    assert (r.code, r.out, r.err) == (5, "got:in", "e\n")
+    body = fake_daemon.last("POST", r"/containers/web/exec").json()
+    assert body["Cmd"] == ["cat", "-n"]
+    assert (body["Env"], body["WorkingDir"], body["AttachStdin"]) == (["A=1"], "/tmp", True)
+    assert fake_daemon.last("POST", "/exec/e1/start").json() == {"Detach": False, "Tty": False}
+
+
+def test_exec_detached(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("POST", r"/containers/(\w+)/exec", json_reply({"Id": "e2"}, 201))
+    fake_daemon.route("POST", r"/exec/e2/start", Reply(200))
+    r = berth(fake_daemon, "exec", "-d", "web", "sleep", "5")
+    assert (r.code, r.out) == (0, "")
+    assert fake_daemon.last("POST", "/exec/e2/start").json() == {"Detach": True, "Tty": False}
+
+
+def test_restart_reports_each(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("POST", r"/containers/([^/]+)/restart", lambda req: Reply(204)
+                      if req.groups[0] == "web" else error_reply(404, "No such container: x"))
+    r = berth(fake_daemon, "restart", "-t", "1", "web", "x")
+    assert (r.code, r.out, r.err) == (1, "web\n", "Error response from daemon: No such "
+                                                   "container: x\n")
+
+
+def test_history_table(fake_daemon: FakeDaemon) -> None:
+    now = int(time.time())
+    fake_daemon.route("GET", "/images/busybox/history", json_reply([
+        {"Id": "sha256:" + "b" * 64, "Created": now - 3600 * 5,
+         "CreatedBy": '/bin/sh -c #(nop)  CMD ["sh"]\tx', "Size": 0, "Comment": ""},
+        {"Id": "<missing>", "Created": now - 3600 * 6,
+         "CreatedBy": "/bin/sh -c #(nop) ADD file:abc in / ", "Size": 4261550,
+         "Comment": "imported"}]))
+    r = berth(fake_daemon, "history", "busybox")
+    # Captured from docker 28 against the same answer (the empty COMMENT keeps its padding).
+    assert r.out == (
+        "IMAGE          CREATED       CREATED BY                             SIZE      COMMENT\n"
+        "bbbbbbbbbbbb   5 hours ago   /bin/sh -c #(nop)  CMD [\"sh\"] x        0B        \n"
+        "<missing>      6 hours ago   /bin/sh -c #(nop) ADD file:abc in /    4.26MB    "
+        "imported\n")
+    assert berth(fake_daemon, "history", "-q", "busybox").out == "bbbbbbbbbbbb\n<missing>\n"
+    r = berth(fake_daemon, "history", "-H=false", "busybox")
+    assert r.out.splitlines()[0].startswith("IMAGE          CREATED AT             CREATED BY")
+    assert "4261550" in r.out

@@ -1,0 +1,28 @@
+"""``berth restart``: stop (with the timeout) and start containers again."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.commands._each import for_each
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+
+USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
+ALIASES = ("container restart", "restart")
+
+
+def configure(p: Parser) -> None:
+    p.flag("-s", "--signal", kind="string", help="Signal to send to the container")
+    p.flag("-t", "--timeout", "--time", dest="timeout", kind="int", type=int,
+           help="Seconds to wait before killing the container")
+    p.positionals(1, None)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    params = {"t": args.timeout, "signal": args.signal}
+
+    def restart(name: str) -> None:
+        ctx.client.request("POST", f"/containers/{name}/restart", params=params).close()
+
+    return for_each(ctx, args.args, restart)
