@@ -606,3 +606,56 @@ def test_history_table(fake_daemon: FakeDaemon) -> None:
     r = berth(fake_daemon, "history", "-H=false", "busybox")
     assert r.out.splitlines()[0].startswith("IMAGE          CREATED AT             CREATED BY")
     assert "4261550" in r.out
+
+
+def test_create_errors_are_plain_and_exit_1(fake_daemon: FakeDaemon) -> None:
+    # docker 28: create reports daemon and reference errors plainly; option errors exit 125.
+    fake_daemon.route("POST", "/containers/create", error_reply(409, "name in use"))
+    assert berth(fake_daemon, "create", "--name", "web", "busybox") == Result(
+        1, "", "Error response from daemon: name in use\n")
+    r = berth(fake_daemon, "create", "BUSYBOX")
+    assert (r.code, r.err) == (1, "invalid reference format: repository name "
+                                  "(library/BUSYBOX) must be lowercase\n")
+    r = berth(fake_daemon, "create", "-p", "abc", "busybox")
+    assert (r.code, r.err) == (125, "berth: invalid containerPort: abc\n\n"
+                                    "Run 'berth create --help' for more information\n")
+
+
+def test_run_option_errors_as_docker_words_them(fake_daemon: FakeDaemon) -> None:
+    r = berth(fake_daemon, "run", "-e", "=x", "busybox")
+    assert r.code == 125
+    assert r.err.startswith('invalid argument "=x" for "-e, --env" flag: invalid environment '
+                            'variable: =x\n\nUsage:  berth run [OPTIONS]')
+    r = berth(fake_daemon, "run", "-m", "12q", "busybox")
+    assert r.err.startswith('invalid argument "12q" for "-m, --memory" flag: '
+                            "invalid suffix: 'q'\n")
+    r = berth(fake_daemon, "run", "BUSYBOX")
+    assert (r.code, r.err) == (125, "berth: invalid reference format: repository name "
+                                    "(library/BUSYBOX) must be lowercase\n\n"
+                                    "Run 'berth run --help' for more information\n")
+    assert fake_daemon.calls() == []
+
+
+def test_restart_policy_left_to_the_daemon(fake_daemon: FakeDaemon) -> None:
+    c = Container(fake_daemon)
+    assert berth(fake_daemon, "run", "-d", "--restart", "sometimes:2", "busybox").code == 0
+    assert (c.created_body or {})["HostConfig"]["RestartPolicy"] == {
+        "Name": "sometimes", "MaximumRetryCount": 2}
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("512m", 512 << 20), ("1.5GiB", 3 << 29), ("100", 100), ("10 MB", 10 << 20),
+    ("1kb", 1024), ("2b", 2)])
+def test_ram_in_bytes(text: str, value: int) -> None:
+    from berth.cli.commands._container import ram_in_bytes
+
+    assert ram_in_bytes(text) == value
+
+
+@pytest.mark.parametrize(("text", "error"), [
+    ("12q", "invalid suffix: 'q'"), ("x", "invalid size: 'x'"), ("1kbb", "invalid suffix")])
+def test_ram_in_bytes_errors(text: str, error: str) -> None:
+    from berth.cli.commands._container import ram_in_bytes
+
+    with pytest.raises(ValueError, match=error):
+        ram_in_bytes(text)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +88,23 @@ class CreateSpec:
         return str(self.body["Image"])
 
 
+class OptionError(ValueError):
+    """A flag's value is wrong. ``flag`` errors are worded as pflag's (with the usage line),
+    the others as docker's option validation; both exit 125."""
+
+    def __init__(self, message: str, flag: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.flag = flag
+
+    def status(self, verb: str) -> StatusError:
+        if self.flag:
+            from berth.cli.parser import flag_error
+
+            return flag_error(self.message, f"berth {verb} {USAGE}", verb)
+        return _usage_error(self.message, verb)
+
+
 def _usage_error(message: str, verb: str) -> StatusError:
     return StatusError(125, f"berth: {message}\n\nRun 'berth {verb} --help' for more information")
 
@@ -96,13 +112,20 @@ def _usage_error(message: str, verb: str) -> StatusError:
 def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
                environ: Mapping[str, str]) -> CreateSpec:
     """Turn the flags into the create request, validating as docker's CLI does."""
+    try:
+        return _build_spec(args, detach, environ)
+    except OptionError as e:
+        raise e.status(verb) from None
+
+
+def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, str]) -> CreateSpec:
     attach = [a.lower() for a in args.attach]
     for stream in attach:
         if stream not in ("stdin", "stdout", "stderr"):
-            raise _usage_error(f"invalid argument \"{stream}\" for \"-a, --attach\" flag: "
-                               "valid streams are STDIN, STDOUT and STDERR", verb)
+            raise OptionError(f"invalid argument \"{stream}\" for \"-a, --attach\" flag: "
+                              "valid streams are STDIN, STDOUT and STDERR", flag=True)
     if detach and attach:
-        raise _usage_error("conflicting options: cannot specify both --attach and --detach", verb)
+        raise OptionError("conflicting options: cannot specify both --attach and --detach")
     if detach:
         attach_stdin = attach_stdout = attach_stderr = False
     elif attach:
@@ -113,7 +136,7 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
         attach_stdin = bool(args.interactive)
         attach_stdout = attach_stderr = True
     if args.rm and args.restart not in ("", "no"):
-        raise _usage_error("conflicting options: cannot specify both --restart and --rm", verb)
+        raise OptionError("conflicting options: cannot specify both --restart and --rm")
 
     env = _read_env_files(args.env_file, environ) + [_env_entry(e, environ) for e in args.env]
     labels = {}
@@ -149,7 +172,7 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
         "Binds": binds or None,
         "NetworkMode": args.network or "default",
         "PortBindings": bindings or {},
-        "RestartPolicy": _restart_policy(args.restart, verb),
+        "RestartPolicy": _restart_policy(args.restart),
         "AutoRemove": bool(args.rm),
         "Privileged": bool(args.privileged),
         "PublishAllPorts": bool(args.publish_all),
@@ -168,9 +191,9 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
     if args.memory:
         try:
             host_config["Memory"] = ram_in_bytes(args.memory)
-        except ValueError:
-            raise _usage_error(f"invalid argument \"{args.memory}\" for \"-m, --memory\" flag: "
-                               f"invalid size: '{args.memory}'", verb) from None
+        except ValueError as e:
+            raise OptionError(f"invalid argument \"{args.memory}\" for \"-m, --memory\" flag: "
+                              f"{e}", flag=True) from None
 
     body: dict[str, Any] = {
         "Hostname": args.hostname or "",
@@ -205,7 +228,8 @@ def _env_entry(item: str, environ: Mapping[str, str]) -> str:
     """``K=V`` as given; a bare ``K`` takes the CLI's own value when it has one (docker's rule)."""
     key, sep, _ = item.partition("=")
     if not key:
-        raise StatusError(125, f"berth: invalid environment variable: {item}")
+        raise OptionError(f"invalid argument \"{item}\" for \"-e, --env\" flag: "
+                          f"invalid environment variable: {item}", flag=True)
     if sep:
         return item
     value = environ.get(key)
@@ -219,8 +243,7 @@ def _read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except OSError as e:
-            raise StatusError(125, f"berth: open {path}: {(e.strerror or str(e)).lower()}") \
-                from None
+            raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
         for line in lines:
             text = line.lstrip()
             if not text or text.startswith("#"):
@@ -228,25 +251,25 @@ def _read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
             if "=" in text:
                 key, _, value = text.partition("=")
                 if not key.strip():
-                    raise StatusError(125, f"berth: invalid environment variable: {text}")
+                    raise OptionError(f"invalid environment variable: {text}")
                 out.append(f"{key.lstrip()}={value}")
             else:
                 out.append(_env_entry(text.strip(), environ))
     return out
 
 
-def _restart_policy(text: str, verb: str) -> dict[str, Any]:
-    name, _, count = (text or "no").partition(":")
-    if name not in ("no", "always", "unless-stopped", "on-failure"):
-        raise _usage_error(f"invalid restart policy format: {text}", verb)
+def _restart_policy(text: str) -> dict[str, Any]:
+    """``name[:count]``; the name is the daemon's to judge, as with docker's CLI."""
+    name, colon, count = (text or "no").partition(":")
+    if colon and not name:
+        raise OptionError("invalid restart policy format: no policy provided before colon")
     policy: dict[str, Any] = {"Name": name, "MaximumRetryCount": 0}
     if count:
-        if name != "on-failure":
-            raise _usage_error(f"invalid restart policy format: maximum retry count can only "
-                               f"be used with 'on-failure': {text}", verb)
-        if not count.isdigit():
-            raise _usage_error(f"invalid restart policy format: {text}", verb)
-        policy["MaximumRetryCount"] = int(count)
+        try:
+            policy["MaximumRetryCount"] = int(count)
+        except ValueError:
+            raise OptionError("invalid restart policy format: maximum retry count must be an "
+                              "integer") from None
     return policy
 
 
@@ -265,7 +288,7 @@ def _expand_ports(spec: str) -> list[str]:
     try:
         return [f"{p}/{proto or 'tcp'}" for p in _port_range(port)]
     except ValueError:
-        raise StatusError(125, f"berth: invalid range format for --expose: {spec}") from None
+        raise OptionError(f"invalid range format for --expose: {spec}") from None
 
 
 def _parse_publish(spec: str) -> list[tuple[str, dict[str, str]]]:
@@ -287,10 +310,10 @@ def _parse_publish(spec: str) -> list[tuple[str, dict[str, str]]]:
         cports = _port_range(container)
         hports = _port_range(host) if host else []
     except ValueError:
-        raise StatusError(125, f"berth: invalid containerPort: {container}") from None
+        raise OptionError(f"invalid containerPort: {container}") from None
     if hports and len(hports) != len(cports) and len(cports) != 1:
-        raise StatusError(125, f"berth: invalid ranges specified for container and host "
-                               f"Ports: {container} and {host}")
+        raise OptionError(f"invalid ranges specified for container and host Ports: "
+                          f"{container} and {host}")
     out = []
     for i, cport in enumerate(cports):
         if not hports:
@@ -303,17 +326,32 @@ def _parse_publish(spec: str) -> list[tuple[str, dict[str, str]]]:
     return out
 
 
-_RAM_RE = re.compile(r"^(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?$")
+_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
 
 
 def ram_in_bytes(text: str) -> int:
-    """go-units ``RAMInBytes``: ``512m`` → 536870912 (binary multiples)."""
-    m = _RAM_RE.match(text)
-    if not m:
-        raise ValueError(text)
-    value = float(m.group(1))
-    unit = (m.group(2) or "").lower()
-    return int(value * (1024 ** " kmgtp".index(unit or " ")))
+    """go-units ``RAMInBytes``: ``512m``, ``1.5GiB``, ``100`` (bytes); binary multiples.
+
+    Raises ValueError with go-units' wording (``invalid size: '…'``, ``invalid suffix: '…'``).
+    """
+    sep = max(text.rfind(c) for c in "0123456789. ")
+    if sep < 0:
+        raise ValueError(f"invalid size: '{text}'")
+    number, suffix = (text[:sep + 1], text[sep + 1:]) if text[sep] != " " else \
+        (text[:sep], text[sep + 1:])
+    try:
+        size = float(number)
+    except ValueError:
+        raise ValueError(f"invalid size: '{text}'") from None
+    if size < 0:
+        raise ValueError(f"invalid size: '{text}'")
+    sfx = suffix.lower()
+    if not sfx or sfx == "b":
+        return int(size)
+    if len(sfx) > 3 or sfx[0] not in _BINARY or (len(sfx) == 2 and sfx[1] != "b") or \
+            (len(sfx) == 3 and sfx[1:] != "ib"):
+        raise ValueError(f"invalid suffix: '{sfx}'")
+    return int(size * _BINARY[sfx[0]])
 
 
 # -- the create flow --------------------------------------------------------------------------
@@ -343,11 +381,7 @@ def create_container(ctx: Context, spec: CreateSpec, *, pull: str = "missing",
     from berth.cli.commands.pull import pull_image
     from berth.oci.reference import parse_any_reference
 
-    try:
-        ref = parse_any_reference(spec.image)
-    except BerthError as e:
-        raise StatusError(125, f"berth: {e.message}\n\nRun 'berth {ctx.verb} --help' "
-                               "for more information") from None
+    ref = parse_any_reference(spec.image)  # InvalidArgument: run exits 125, create 1
     named = None if isinstance(ref, str) else ref.with_default_tag()
     params = {"name": spec.name, "platform": spec.platform}
     client = ctx.client

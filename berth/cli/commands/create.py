@@ -7,7 +7,6 @@ import argparse
 from berth.cli.commands import _container
 from berth.cli.context import Context
 from berth.cli.parser import Parser
-from berth.errors import BerthError
 
 USAGE = _container.USAGE
 ALIASES = ("container create", "create")
@@ -19,10 +18,8 @@ def configure(p: Parser) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     spec = _container.build_spec(args, ctx.verb, detach=False, environ=ctx.environ)
-    try:
-        container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)
-    except BerthError as e:
-        raise _container.run_error(e, ctx.verb) from None
+    # Unlike run, docker's create reports a failure plainly and exits 1.
+    container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)
     if args.cidfile:
         _container.write_cidfile(args.cidfile, container_id)
     ctx.out(container_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from berth.cli.commands import _attach
-from berth.cli.commands._container import _env_entry, _read_env_files
+from berth.cli.commands._container import OptionError, _env_entry, _read_env_files
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
 from berth.cli.streams import StdinPump, copy_output, iter_socket
@@ -36,8 +36,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     tty, interactive = bool(args.tty), bool(args.interactive)
     if interactive and tty and not args.detach and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")
-    env = _read_env_files(args.env_file, ctx.environ) + [_env_entry(e, ctx.environ)
-                                                          for e in args.env]
+    try:
+        env = _read_env_files(args.env_file, ctx.environ) + [_env_entry(e, ctx.environ)
+                                                              for e in args.env]
+    except OptionError as e:
+        raise e.status(ctx.verb) from None
     config = {
         "User": args.user or "", "Privileged": bool(args.privileged), "Tty": tty,
         "AttachStdin": interactive and not args.detach,

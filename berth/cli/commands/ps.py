@@ -49,7 +49,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     last = 1 if args.latest else args.last
     params: dict[str, Any] = {
-        "all": True if (args.all or last > 0) else None,
+        "all": args.all or None,  # a limit implies all states on the daemon's side
         "limit": last if last > 0 else None,
         "size": args.size or None,
         "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
