@@ -58,21 +58,20 @@ def test_detached_stop_and_force_remove(client) -> None:  # type: ignore[no-unty
 
 
 def test_attach_socket_with_stdin(client) -> None:  # type: ignore[no-untyped-def]
-    container = client.containers.create("busybox", ["cat"], stdin_open=True, stdin_once=True)
+    created = client.api.create_container("busybox", ["cat"], stdin_open=True)
+    container = client.containers.get(created["Id"])
     sock = client.api.attach_socket(container.id, params={"stdin": 1, "stdout": 1,
                                                           "stream": 1})
     container.start()
     sock._sock.sendall(b"ping\n")
-    sock._sock.shutdown(1)
     data = b""
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        chunk = sock._sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    assert data.endswith(b"ping\n") and data[0] == 1  # one stdout frame
-    assert container.wait(timeout=10)["StatusCode"] == 0
+    while not data.endswith(b"ping\n") and time.monotonic() < deadline:
+        data += sock._sock.recv(4096)
+    assert data == b"\x01\x00\x00\x00\x00\x00\x00\x05ping\n"  # one stdout frame
+    container.kill()
+    assert container.wait(timeout=10)["StatusCode"] == 137
+    sock.close()
     container.remove()
 
 
