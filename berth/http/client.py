@@ -19,6 +19,7 @@ from __future__ import annotations
 import json as _json
 import os
 import socket
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from typing import IO, Any
 from urllib.parse import quote, urlencode
@@ -42,6 +43,7 @@ DEFAULT_HOST = "unix:///run/berth/berth.sock"
 _READ_SIZE = 64 * 1024
 _MAX_HEADER = 64 * 1024
 _USER_AGENT = f"berth-cli/{__version__}"
+_PATH_SAFE = "/:@!$&'()*+,;="
 
 
 class APIError(BerthError):
@@ -390,8 +392,10 @@ class Client:
         return sock
 
     def _target(self, path: str, params: Mapping[str, Any] | None, versioned: bool) -> str:
+        # Names users typed end up in the path: escape what a path segment may not hold
+        # (space, ?, #, %), as Go's URL.EscapedPath does, keeping ':' and '@' of references.
         prefix = f"/v{self.version}" if versioned and self.version else ""
-        return prefix + path + _encode_params(params)
+        return prefix + quote(path, safe=_PATH_SAFE) + _encode_params(params)
 
     def _send(self, sock: socket.socket, method: str, target: str,
               headers: Mapping[str, str], body: Body | None) -> None:
@@ -557,8 +561,6 @@ def _regular_file_remaining(f: IO[bytes]) -> int | None:
         st = os.fstat(fd)
     except (AttributeError, OSError, ValueError):
         return None
-    import stat
-
     if not stat.S_ISREG(st.st_mode):
         return None
     try:

@@ -305,3 +305,11 @@ def test_hijack_accepts_200_from_older_servers() -> None:
         while chunk := h.sock.recv(4096):
             data += chunk
     assert FrameDecoder().feed(data) == [(STDOUT, b"hi\n")]
+
+
+def test_path_is_escaped(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("GET", r"/images/(.+)/json", lambda r: json_reply({"p": r.path}))
+    client = Client(fake_daemon.host)
+    assert client.get_json("/images/localhost:5000/a b@sha256:00/json") == {
+        "p": "/images/localhost:5000/a%20b@sha256:00/json"}
+    assert client.get_json("/images/what?#/json") == {"p": "/images/what%3F%23/json"}

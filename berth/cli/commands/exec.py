@@ -54,7 +54,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         client.request("POST", f"/exec/{exec_id}/start",
                        json={"Detach": True, "Tty": tty}).close()
         return 0
-    streams = _attach.Streams(interactive, True, True, tty)
     with client.hijack("POST", f"/exec/{exec_id}/start",
                        json={"Detach": False, "Tty": tty}) as hijacked:
         if interactive:
@@ -64,6 +63,5 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                                        ctx.stdout, ctx.stderr, tty)
     if system_error:
         ctx.err(system_error)
-    del streams
     info = client.get_json(f"/exec/{exec_id}/json")
     return int(info.get("ExitCode") or 0)
