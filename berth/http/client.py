@@ -191,7 +191,6 @@ class Response:
         self.headers = headers
         self._sock: socket.socket | None = sock
         self._reader = reader
-        self._body_iter: Iterator[bytes] | None = None
         self._consumed = False
         te = headers.get("transfer-encoding", "").lower()
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
