@@ -247,15 +247,18 @@ def test_tty_container(launcher: Launcher) -> None:
     shim.call({"op": "resize", "height": 40, "width": 100})
     sock = shim.attach(stdin=True, stdin_once=True)
     shim.start()
-    sock.sendall(b"typed\n")
     data = bytearray()
+    while b"40 100\r\n" not in data:  # raw: no frame headers on a tty
+        chunk = sock.recv(65536)
+        assert chunk, bytes(data)
+        data += chunk
+    assert data == b"isatty\r\n40 100\r\n"
+    sock.sendall(b"typed\n")
     while chunk := sock.recv(65536):
         data += chunk
     sock.close()
-    text = data.decode().replace("\r\n", "\n")
-    lines = text.splitlines()  # raw: no frame headers on a tty; the terminal echoes input
-    assert lines[0] == "isatty"
-    assert "40 100" in lines and "got typed" in lines
+    lines = data.decode().replace("\r\n", "\n").splitlines()
+    assert lines == ["isatty", "40 100", "typed", "got typed"]  # the terminal echoes input
     assert shim.wait()["exit_code"] == 0
     assert all(e["stream"] == "stdout" for e in log_entries(log_path))
 
