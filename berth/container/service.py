@@ -245,9 +245,6 @@ class ContainerService:
         cid = record["Id"]
         config = record["Config"]
         mounts = await asyncio.to_thread(self.images.rootfs_mounts, cid)
-        passwd = specs.read_rootfs_file(mounts, "/etc/passwd")
-        group = specs.read_rootfs_file(mounts, "/etc/group")
-        user = specs.resolve_user(config.get("User") or "", passwd, group)
         self._write_container_files(record)
         state_dir = self._state_dir(cid)
         shutil.rmtree(state_dir, ignore_errors=True)
@@ -255,7 +252,7 @@ class ContainerService:
         spec = specs.build_spec(record, rootfs=os.path.join(state_dir, "rootfs"),
                                 hostname_path=record["HostnamePath"],
                                 hosts_path=record["HostsPath"],
-                                resolv_path=record["ResolvConfPath"], user=user)
+                                resolv_path=record["ResolvConfPath"])
         atomic_write(os.path.join(state_dir, "config.json"), json.dumps(spec).encode(),
                      durable=False)
         try:

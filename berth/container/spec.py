@@ -1,25 +1,18 @@
 """From a Docker container config and its image to an OCI runtime spec: pure functions.
 
 Creation merges the image's config into the container's once (as Docker stores it), and start
-turns the stored record into ``config.json``. Nothing here touches the disk except
-:func:`read_rootfs_file`, which looks a file up through a snapshot's layers without mounting.
+turns the stored record into ``config.json``.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 from typing import Any
 
-from berth.errors import InvalidArgument, RuntimeFailure
+from berth.errors import InvalidArgument
 from berth.runtime.spec import default_spec
+from berth.runtime.user import ANNOTATION as USER_ANNOTATION
 
-__all__ = [
-    "build_spec",
-    "merge_image_config",
-    "read_rootfs_file",
-    "resolve_user",
-]
+__all__ = ["build_spec", "merge_image_config"]
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -86,114 +79,19 @@ def command_line(config: dict[str, Any]) -> list[str]:
     return list(config.get("Entrypoint") or []) + list(config.get("Cmd") or [])
 
 
-def _parse_passwd(text: str) -> list[list[str]]:
-    rows = []
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            rows.append(line.split(":"))
-    return rows
-
-
-def resolve_user(spec: str, passwd: str | None,
-                 group: str | None) -> tuple[int, int, list[int], str]:
-    """``user[:group]`` by name or number → (uid, gid, supplementary gids, home), as Docker."""
-    user_part, _, group_part = spec.partition(":")
-    users = _parse_passwd(passwd or "")
-    groups = _parse_passwd(group or "")
-    uid, gid, home, name = 0, 0, "/", "root"
-    if user_part == "":
-        user_part = "0"
-    match = None
-    for row in users:
-        if len(row) >= 4 and (row[0] == user_part or row[2] == user_part):
-            match = row
-            break
-    if match is not None:
-        name = match[0]
-        try:
-            uid, gid = int(match[2]), int(match[3])
-        except ValueError:
-            raise InvalidArgument(f"invalid passwd entry for {user_part}") from None
-        home = match[5] if len(match) > 5 and match[5] else "/"
-    elif user_part.isdigit():
-        uid, name = int(user_part), ""
-    else:
-        raise RuntimeFailure(f"unable to find user {user_part}: no matching entries in "
-                             "passwd file", 126)
-    if group_part:
-        gmatch = None
-        for row in groups:
-            if len(row) >= 3 and (row[0] == group_part or row[2] == group_part):
-                gmatch = row
-                break
-        if gmatch is not None:
-            gid = int(gmatch[2])
-        elif group_part.isdigit():
-            gid = int(group_part)
-        else:
-            raise RuntimeFailure(f"unable to find group {group_part}: no matching entries in "
-                                 "group file", 126)
-    extra: list[int] = []
-    if name:
-        for row in groups:
-            if len(row) >= 4 and name in row[3].split(",") and row[2].isdigit():
-                g = int(row[2])
-                if g != gid and g not in extra:
-                    extra.append(g)
-    return uid, gid, extra, home
-
-
-def _layer_dirs(mounts: list[dict[str, Any]]) -> list[str]:
-    """The directories of a snapshot's mounts, topmost first."""
-    dirs: list[str] = []
-    for mount in mounts:
-        options = mount.get("options") or []
-        if mount.get("type") == "overlay":
-            upper = [o.split("=", 1)[1] for o in options if o.startswith("upperdir=")]
-            lower = [o.split("=", 1)[1] for o in options if o.startswith("lowerdir=")]
-            dirs += upper
-            for item in lower:
-                dirs += item.split(":")
-        elif mount.get("type") == "bind" or "bind" in options or "rbind" in options:
-            dirs.append(mount["source"])
-    return dirs
-
-
-def read_rootfs_file(mounts: list[dict[str, Any]], path: str, limit: int = 1 << 20) -> str | None:
-    """A small file's text from the merged view of a snapshot, or None if absent.
-
-    Looks through the layers top-down as overlayfs would (a whiteout hides it), without
-    mounting anything and without following links out of the tree.
-    """
-    rel = path.strip("/")
-    for directory in _layer_dirs(mounts):
-        candidate = os.path.join(directory, rel)
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-            return None
-        if not stat.S_ISREG(st.st_mode):
-            return None
-        fd = os.open(candidate, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    return None
-
-
 def build_spec(record: dict[str, Any], *, rootfs: str, hostname_path: str, hosts_path: str,
-               resolv_path: str, user: tuple[int, int, list[int], str]) -> dict[str, Any]:
-    """The OCI runtime spec for a container record (Docker's defaults plus its config)."""
+               resolv_path: str) -> dict[str, Any]:
+    """The OCI runtime spec for a container record (Docker's defaults plus its config).
+
+    ``--user`` names are resolved by the runtime inside the container, against the image's own
+    /etc/passwd and /etc/group as mounted there (see ``berth.runtime.user``).
+    """
     config = record["Config"]
     host_config = record.get("HostConfig") or {}
     args = [record["Path"], *record["Args"]]
     spec = default_spec(args, rootfs=rootfs)
     process = spec["process"]
-    uid, gid, extra_gids, home = user
     env = list(config.get("Env") or [])
-    if not any(_env_key(e) == "HOME" for e in env):
-        env.append(f"HOME={home}")
     if config.get("Tty") and not any(_env_key(e) == "TERM" for e in env):
         env.append("TERM=xterm")
     if not any(_env_key(e) == "HOSTNAME" for e in env):
@@ -202,14 +100,14 @@ def build_spec(record: dict[str, Any], *, rootfs: str, hostname_path: str, hosts
     process["env"] = env
     process["cwd"] = config.get("WorkingDir") or "/"
     process["terminal"] = bool(config.get("Tty"))
-    process["user"] = {"uid": uid, "gid": gid}
-    if extra_gids:
-        process["user"]["additionalGids"] = extra_gids
+    process["user"] = {"uid": 0, "gid": 0}
     spec["hostname"] = config.get("Hostname") or ""
     spec["root"] = {"path": rootfs, "readonly": bool(host_config.get("ReadonlyRootfs"))}
     for dest, source in (("/etc/resolv.conf", resolv_path), ("/etc/hostname", hostname_path),
                          ("/etc/hosts", hosts_path)):
         spec["mounts"].append({"destination": dest, "type": "bind", "source": source,
                                "options": ["rbind", "rprivate"]})
-    spec.setdefault("annotations", {})["org.berth.container.id"] = record["Id"]
+    annotations = spec.setdefault("annotations", {})
+    annotations["org.berth.container.id"] = record["Id"]
+    annotations[USER_ANNOTATION] = config.get("User") or "0"
     return spec
