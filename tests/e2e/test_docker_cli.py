@@ -173,3 +173,9 @@ def test_version_and_info(berthd: Berthd) -> None:
     assert out.strip() == "1.44"
     info = json.loads(run_ok(berthd, "info", "--format", "{{json .}}"))
     assert info["Images"] >= 1 and info["OSType"] == "linux"
+
+
+def test_unknown_user_is_refused(berthd: Berthd) -> None:
+    result = docker(berthd, "run", "--rm", "-u", "nosuchuser", "busybox", "true")
+    assert result.returncode in (125, 126), result
+    assert b"unable to find user nosuchuser" in result.stderr
