@@ -145,7 +145,7 @@ class Harness:
         for state_dir in self.state_dirs:
             with contextlib.suppress(Exception):
                 runtime.delete(state_dir, force=True)
-        for _ in range(50):
+        for _ in range(250):
             pids = _processes_under(marker)
             if not pids:
                 break
