@@ -244,6 +244,7 @@ class ContainerService:
     async def _start_locked(self, record: dict[str, Any], live: _Live) -> None:
         cid = record["Id"]
         config = record["Config"]
+        began = time.perf_counter()
         mounts = await asyncio.to_thread(self.images.rootfs_mounts, cid)
         self._write_container_files(record)
         state_dir = self._state_dir(cid)
@@ -255,6 +256,7 @@ class ContainerService:
                                 resolv_path=record["ResolvConfPath"])
         atomic_write(os.path.join(state_dir, "config.json"), json.dumps(spec).encode(),
                      durable=False)
+        prepared = time.perf_counter()
         try:
             reply = await self.launcher.spawn({
                 "id": cid, "bundle": state_dir, "state_dir": state_dir,
@@ -266,6 +268,7 @@ class ContainerService:
             raise errors.RuntimeFailure(
                 "failed to create task for container: OCI runtime create failed: "
                 f"{exc.message}: unknown", exc.exit_code) from None
+        spawned = time.perf_counter()
         shim = ShimClient(state_dir)
         try:
             await self._connect_pending_attaches(shim, live)
@@ -284,6 +287,9 @@ class ContainerService:
                       "StartedAt": rfc3339_nano(), "FinishedAt": ZERO_TIME})
         await self._save(record)
         live.monitor = self._spawn_task(self._monitor(cid, shim))
+        log.debug("started %s: prepare %.1f ms, spawn %.1f ms, start+save %.1f ms", cid[:12],
+                  (prepared - began) * 1000, (spawned - prepared) * 1000,
+                  (time.perf_counter() - spawned) * 1000)
 
     def _write_container_files(self, record: dict[str, Any]) -> None:
         config = record["Config"]
