@@ -154,3 +154,11 @@ def clone(flags: int) -> int:
     if pid == -1:
         raise OSError(err, f"clone({flags:#x}): {os.strerror(err)}")
     return pid
+
+
+def mknod(path: str, mode: int, major: int = 0, minor: int = 0) -> None:
+    """``os.mknod`` taking major/minor, with an error that names the node and the path."""
+    try:
+        os.mknod(path, mode, os.makedev(major, minor))
+    except OSError as e:
+        raise OSError(e.errno, f"mknod {major}:{minor}: {e.strerror}", path) from None

@@ -40,7 +40,7 @@ from berth.errors import (
 from berth.runtime import config as _config
 from berth.runtime import init as _init
 from berth.runtime import sync
-from berth.util import atomic_write_json, read_json, rfc3339_nano
+from berth.util import atomic_write, atomic_write_json, read_json, rfc3339_nano
 
 OCI_VERSION = "1.1.0"
 STATE_FILE = "state.json"
@@ -157,8 +157,6 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
         atomic_write_json(state_path, state, durable=False)
         made.append(state_path)
         if pid_file:
-            from berth.util import atomic_write
-
             atomic_write(pid_file, str(init_pid).encode(), durable=False)
         return init_pid
     except BaseException:

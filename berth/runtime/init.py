@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import resource
@@ -225,8 +226,6 @@ def _set_tty() -> None:
         raise RuntimeFailure("process.terminal is set but stdin is not a terminal "
                              "(console sockets are not supported yet)")
     os.setsid()
-    import fcntl
-
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 

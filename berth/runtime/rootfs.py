@@ -137,7 +137,7 @@ def _mknod(rootfs: str, path: str, kind: str, major: int, minor: int, mode: int,
             os.unlink(target)
     fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
     try:
-        os.mknod(target, fmt | (mode & 0o7777), os.makedev(major, minor))
+        linux.mknod(target, fmt | (mode & 0o7777), major, minor)
     except PermissionError:
         # No CAP_MKNOD (e.g. later, in a user namespace): borrow the host's node.
         _create_target(target, True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import os
 import selectors
 import signal
@@ -171,6 +172,9 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Everything imported so far stays out of the collector's sight: a collection in a
+    # forked shim would otherwise touch (and so copy) every page of the launcher's heap.
+    gc.freeze()
     try:
         Launcher(exec_root, listener).serve()
     except _Stop:
