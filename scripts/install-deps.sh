@@ -21,5 +21,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extras=${BERTH_EXTRAS:-}
 if ! .venv/bin/python -c "import berth, h11" 2>/dev/null || [ -n "$extras" ]; then
-  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}"
+  # compat mode puts a plain path in a .pth file: no import hook (and no pathlib) at start-up.
+  .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" \
+    --config-settings editable_mode=compat
 fi
+# Byte-compile now: with PYTHONDONTWRITEBYTECODE set, every start would compile the sources.
+.venv/bin/python -m compileall -q berth >/dev/null

@@ -1,34 +1,39 @@
 """Pure data types of the OCI and Docker image formats: digests, descriptors, media types,
-references. Stdlib only, so every layer may use them."""
+references. Stdlib only, so every layer may use them.
 
-from berth.oci.descriptor import (
-    ANNOTATION_CONTAINERD_NAME,
-    ANNOTATION_REF_NAME,
-    Descriptor,
-    Platform,
-)
-from berth.oci.digest import Digest, chain_ids, is_digest, parse_digest, sha256_digest
-from berth.oci.reference import (
-    Reference,
-    is_valid_tag,
-    parse_any_reference,
-    parse_normalized,
-    parse_reference,
-)
+Names load lazily (PEP 562): the CLI parses a reference without paying for hashlib and the
+descriptor types.
+"""
 
-__all__ = [
-    "ANNOTATION_CONTAINERD_NAME",
-    "ANNOTATION_REF_NAME",
-    "Descriptor",
-    "Digest",
-    "Platform",
-    "Reference",
-    "chain_ids",
-    "is_digest",
-    "is_valid_tag",
-    "parse_any_reference",
-    "parse_digest",
-    "parse_normalized",
-    "parse_reference",
-    "sha256_digest",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ANNOTATION_CONTAINERD_NAME": "descriptor",
+    "ANNOTATION_REF_NAME": "descriptor",
+    "Descriptor": "descriptor",
+    "Platform": "descriptor",
+    "Digest": "digest",
+    "chain_ids": "digest",
+    "is_digest": "digest",
+    "parse_digest": "digest",
+    "sha256_digest": "digest",
+    "Reference": "reference",
+    "is_valid_tag": "reference",
+    "parse_any_reference": "reference",
+    "parse_normalized": "reference",
+    "parse_reference": "reference",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'berth.oci' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"berth.oci.{module}"), name)
+    globals()[name] = value
+    return value
