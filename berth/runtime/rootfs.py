@@ -165,9 +165,24 @@ def setup_dev(cfg: InitConfig) -> None:
         os.symlink("pts/ptmx", ptmx)
 
 
+def _mount_point_of(path: str) -> str:
+    """The mount point (in /proc/self/mountinfo) that ``path`` lives on."""
+    best = "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            mp = os.fsdecode(line.split()[4]).replace("\\040", " ")
+            if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+                best = mp
+    return best
+
+
 def prepare_root(cfg: InitConfig, rootfs_mounts: list[Mount]) -> None:
     """Cut propagation to the host, then put the root filesystem on ``cfg.rootfs``."""
     linux.mount(None, "/", None, cfg.rootfs_propagation)
+    if not cfg.rootfs_propagation & linux.MS_PRIVATE:
+        # With shared or slave propagation asked for, the mount holding the rootfs must
+        # still be private, or mounting the rootfs would propagate out to the host.
+        linux.mount(None, _mount_point_of(cfg.rootfs), None, linux.MS_PRIVATE)
     if rootfs_mounts:
         for m in rootfs_mounts:
             do_mount(m, cfg.rootfs)

@@ -346,3 +346,27 @@ def test_user_name_resolved_inside_the_container(harness: Harness) -> None:
     spec["annotations"] = {"io.berth.user": "ghost"}
     with pytest.raises(RuntimeFailure, match="unable to find user ghost"):
         runtime.create("u", str(harness.bundle([], spec=spec)), harness.state_dir())
+
+
+@pytest.mark.parametrize("propagation", ["rslave", "rshared"])
+def test_rootfs_propagation_never_leaks_mounts_to_the_host(harness: Harness, tmp_path: Path,
+                                                           propagation: str) -> None:
+    from berth import linux
+
+    # Put the bundle on a shared mount, as / is on systemd hosts.
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    linux.mount(str(shared), str(shared), None, linux.MS_BIND)
+    try:
+        linux.mount(None, str(shared), None, linux.MS_SHARED)
+        harness.tmp = shared
+        spec = runtime.default_spec(["sh", "-c", "mount | grep -c ' /proc '"])
+        spec["linux"]["rootfsPropagation"] = propagation
+        code, out, err = harness.run(harness.bundle([], spec=spec))
+        assert code == 0, err
+        with open("/proc/self/mountinfo") as f:
+            leaked = [line for line in f if f"{shared}/" in line]
+        assert not leaked
+    finally:
+        harness.tmp = tmp_path
+        linux.umount2(str(shared), linux.MNT_DETACH)
