@@ -1,13 +1,14 @@
-"""Small helpers every layer may use: atomic files, ids, safe path joins, timestamps."""
+"""Small helpers every layer may use: atomic files, ids, safe path joins, timestamps.
+
+Heavier modules (tempfile, secrets, datetime) are imported where used: the CLI imports this
+package on its start path.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
-import secrets
-import tempfile
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ __all__ = [
 
 def new_id() -> str:
     """A 64-hex-digit random id, as Docker gives containers and exec instances."""
+    import secrets
+
     return secrets.token_hex(32)
 
 
@@ -50,6 +53,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
     ``durable`` adds the fsyncs that make the new content survive a power loss; state that only
     needs to survive a process crash (anything under the exec root, a tmpfs) can skip them.
     """
+    import tempfile
+
     directory = os.path.dirname(os.fspath(path)) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
     try:
@@ -97,6 +102,8 @@ def safe_join(root: str, path: str) -> str:
 
 def rfc3339_nano(ts: float | None = None) -> str:
     """A UTC timestamp as Docker writes them: ``2024-01-02T03:04:05.123456789Z``."""
+    import datetime as _dt
+
     ns = time.time_ns() if ts is None else int(ts * 1_000_000_000)
     secs, frac = divmod(ns, 1_000_000_000)
     base = _dt.datetime.fromtimestamp(secs, tz=_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
