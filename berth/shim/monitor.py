@@ -36,7 +36,7 @@ import traceback
 from typing import Any, NoReturn
 
 from berth import linux, runtime
-from berth.errors import BerthError, Conflict, InvalidArgument
+from berth.errors import AlreadyExists, BerthError, Conflict, InvalidArgument
 from berth.shim import protocol
 from berth.shim.jsonlog import JsonFileLog
 from berth.util import atomic_write_json, rfc3339_nano
@@ -590,6 +590,7 @@ def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
         state_dir = str(request["state_dir"])
         os.makedirs(state_dir, 0o711, exist_ok=True)
         _redirect_stdio(os.path.join(state_dir, "shim.log"))
+        _claim_state_dir(state_dir)
         shim = Shim(request)
         shim.setup_signals()
         shim.listen()
@@ -617,6 +618,20 @@ def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(code)
+
+
+def _claim_state_dir(state_dir: str) -> None:
+    """Refuse a state directory in use; clear what a previous, finished run left."""
+    if os.path.exists(os.path.join(state_dir, "state.json")):
+        raise AlreadyExists(f"a container exists already in {state_dir}")
+    sock_path = os.path.join(state_dir, protocol.SHIM_SOCKET)
+    if os.path.exists(sock_path):
+        with contextlib.suppress(OSError):
+            protocol.connect_unix(sock_path, timeout=1).close()
+            raise AlreadyExists(f"a shim is serving {state_dir} already")
+    for name in (protocol.EXIT_FILE, protocol.SHIM_STATE, protocol.SHIM_SOCKET):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(state_dir, name))
 
 
 def _redirect_stdio(log_path: str) -> None:

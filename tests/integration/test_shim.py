@@ -269,3 +269,36 @@ def test_resize_without_tty_is_a_conflict(launcher: Launcher) -> None:
         shim.call({"op": "resize", "height": 10, "width": 10})
     shim.start()
     shim.wait()
+
+
+def test_spawning_into_a_busy_state_dir_is_refused(launcher: Launcher) -> None:
+    from berth.errors import AlreadyExists
+
+    shim, _, state_dir, _ = launcher.spawn(["sleep", "100"])
+    bundle = launcher.harness.bundle(["true"])
+    with pytest.raises(AlreadyExists):
+        client.spawn_via_launcher(launcher.exec_root, {
+            "id": "again", "bundle": str(bundle), "state_dir": state_dir, "stdin": False})
+    assert shim.state()["status"] == "created"  # the first shim still owns its socket
+    shim.kill(signal.SIGKILL)
+    assert shim.wait()["exit_code"] == 137
+    shim.shutdown()
+
+
+def test_a_restart_in_the_same_state_dir_starts_clean(launcher: Launcher) -> None:
+    shim, resp, state_dir, log = launcher.spawn(["sh", "-c", "exit 5"])
+    shim.start()
+    assert shim.wait()["exit_code"] == 5
+    shim.shutdown()
+    deadline = time.monotonic() + 5
+    while os.path.exists(os.path.join(state_dir, protocol.SHIM_SOCKET)):
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    bundle = launcher.harness.bundle(["sleep", "100"])
+    client.spawn_via_launcher(launcher.exec_root, {
+        "id": "again", "bundle": str(bundle), "state_dir": state_dir, "log_path": log,
+        "stdin": False})
+    assert not os.path.exists(os.path.join(state_dir, protocol.EXIT_FILE))
+    shim.start()
+    shim.kill(signal.SIGKILL)
+    assert shim.wait()["exit_code"] == 137
