@@ -170,4 +170,10 @@ def register(router: Router, services: Any) -> None:
     router.add("DELETE", "/containers/{id}", delete)
     router.add("POST", "/containers/{id}/wait", wait)
     router.add("GET", "/containers/{id}/logs", logs)
+    async def resize(request: Request) -> Response:
+        await containers.resize(request.params["id"], request.int_arg("h", 0) or 0,
+                                request.int_arg("w", 0) or 0)
+        return Response(status=200)
+
     router.add("POST", "/containers/{id}/attach", attach)
+    router.add("POST", "/containers/{id}/resize", resize)

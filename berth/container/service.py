@@ -31,6 +31,7 @@ from berth.container import spec as specs
 from berth.container.names import random_name, validate_name
 from berth.container.shim_client import LauncherClient, ShimClient, ShimGone
 from berth.container.signals import parse_signal
+from berth.http.frames import encode_frame
 from berth.util import atomic_write, new_id, read_json, rfc3339_nano
 from berth.util.humanize import human_duration
 
@@ -39,11 +40,6 @@ __all__ = ["ContainerService"]
 log = logging.getLogger("berth.container")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-MUX_HEADER = b"\x00\x00\x00"
-
-
-def _frame(stream: int, payload: bytes) -> bytes:
-    return bytes([stream]) + MUX_HEADER + len(payload).to_bytes(4, "big") + payload
 
 
 def _parse_time(text: str) -> float:
@@ -304,12 +300,18 @@ class ContainerService:
     # -- attach ---------------------------------------------------------------------------------
 
     def attach_target(self, ref: str) -> dict[str, Any]:
-        """The record to attach to; a stopped container cannot be attached (Docker's 409)."""
+        """The record to attach to. A container that is not running is attached at its next
+        start, as Docker does (``docker start -a`` attaches first, then starts)."""
+        return self._record(ref)
+
+    async def resize(self, ref: str, height: int, width: int) -> None:
         record = self._record(ref)
-        state = record["State"]
-        if not state["Running"] and state["Status"] != "created":
-            raise errors.Conflict("You cannot attach to a stopped container, start it first")
-        return record
+        if not record["State"]["Running"]:
+            raise errors.Conflict(f"Container {record['Id']} is not running")
+        if height < 0 or width < 0 or height > 65535 or width > 65535:
+            raise errors.InvalidArgument(f"invalid terminal size {height}x{width}")
+        await ShimClient(self._state_dir(record["Id"])).request("resize", height=height,
+                                                                width=width)
 
     async def open_attach(self, cid: str, stdin: bool, stdout: bool,
                           stderr: bool) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
@@ -545,7 +547,7 @@ class ContainerService:
                 text = when.encode() + b" " + text
             if tty:
                 return text
-            return _frame(2 if stream == "stderr" else 1, text)
+            return encode_frame(2 if stream == "stderr" else 1, text)
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
