@@ -44,6 +44,8 @@ _O_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_SYMLINK_HOPS = 40
 _FD_CACHE = 256
+_KNOWN_TYPES = frozenset({TarType.REG, TarType.CONT, TarType.DIR, TarType.SYMLINK, TarType.LINK,
+                          TarType.CHAR, TarType.BLOCK, TarType.FIFO})
 _HOST_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EMFILE,
                           errno.ENFILE, errno.ENOMEM})
 
@@ -221,19 +223,21 @@ class _Applier:
             else:
                 self._whiteout(parts, pfd, base[len(WHITEOUT_PREFIX):], e)
             return
-        self._replace_existing(pfd, base, e.type == TarType.DIR)
-        if e.type in (TarType.REG, TarType.CONT):
-            self._file(pfd, base, e)
-        elif e.type == TarType.DIR:
-            self._dir(pfd, base, parts, e)
-        elif e.type == TarType.SYMLINK:
-            self._symlink(pfd, base, e)
-        elif e.type == TarType.LINK:
-            self._hardlink(pfd, base, e)
-        elif e.type in (TarType.CHAR, TarType.BLOCK, TarType.FIFO):
-            self._node(pfd, base, e)
-        else:
+        t = e.type
+        if t in (TarType.REG, TarType.CONT):
+            self._file(pfd, base, e)  # replaces what is there itself, saving a stat
+        elif t not in _KNOWN_TYPES:
             return  # unknown types carry nothing we can create; Go's archive skips them too
+        else:
+            self._replace_existing(pfd, base, t == TarType.DIR)
+            if t == TarType.DIR:
+                self._dir(pfd, base, parts, e)
+            elif t == TarType.SYMLINK:
+                self._symlink(pfd, base, e)
+            elif t == TarType.LINK:
+                self._hardlink(pfd, base, e)
+            else:
+                self._node(pfd, base, e)
         if self.mode is WhiteoutMode.REMOVE:
             self.unpacked.add(parts)
 
@@ -256,8 +260,12 @@ class _Applier:
             self.tree.invalidate()
 
     def _file(self, pfd: int, base: str, e: Entry) -> None:
-        fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=pfd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(base, flags, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            self._replace_existing(pfd, base, False)
+            fd = os.open(base, flags, 0o600, dir_fd=pfd)
         try:
             for chunk in self.reader.chunks():
                 _write_all(fd, chunk)

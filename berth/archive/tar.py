@@ -75,18 +75,17 @@ def _number(b: bytes, what: str) -> int:
         else:
             val &= ~(0x80 << (8 * (len(b) - 1)))
         return val
-    s = b.split(b"\x00", 1)[0].strip(b" ")
-    if not s:
-        return 0
     try:
-        return int(s, 8)
+        return int(b.partition(b"\x00")[0] or b"0", 8)  # int() ignores surrounding spaces
     except ValueError:
+        if not b.partition(b"\x00")[0].strip():
+            return 0
         raise InvalidArgument(f"invalid tar header: bad {what} field") from None
 
 
 def _checksum_ok(block: bytes) -> bool:
     stored = _number(block[148:156], "checksum")
-    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    unsigned = sum(block) - sum(block[148:156]) + 8 * 0x20
     if stored == unsigned:
         return True
     signed = sum((c - 256 if c > 127 else c) for c in block[:148] + block[156:]) + 8 * 0x20
@@ -140,19 +139,24 @@ class TarReader:
     def _fill(self, want: int) -> bool:
         """Make at least ``want`` unread bytes available; False at EOF."""
         while len(self._buf) - self._pos < want:
-            chunk = self._src.read(max(_CHUNK, want))
+            chunk = self._read_source(max(_CHUNK, want))
             if not chunk:
                 return False
-            self._hash.update(chunk)
-            self.total += len(chunk)
-            if self.limits.max_bytes is not None and self.total > self.limits.max_bytes:
-                raise InvalidArgument(
-                    f"archive exceeds the limit of {self.limits.max_bytes} uncompressed bytes")
             if self._pos:
                 del self._buf[:self._pos]
                 self._pos = 0
             self._buf += chunk
         return True
+
+    def _read_source(self, n: int) -> bytes:
+        chunk = self._src.read(n)
+        if chunk:
+            self._hash.update(chunk)
+            self.total += len(chunk)
+            if self.limits.max_bytes is not None and self.total > self.limits.max_bytes:
+                raise InvalidArgument(
+                    f"archive exceeds the limit of {self.limits.max_bytes} uncompressed bytes")
+        return chunk
 
     def _take(self, n: int) -> bytes:
         if not self._fill(n):
@@ -174,6 +178,14 @@ class TarReader:
     def chunks(self) -> Iterator[bytes]:
         """The current entry's data, in chunks of up to 1 MiB."""
         while self._remaining:
+            if self._pos == len(self._buf) and self._remaining >= _CHUNK:
+                # Big file data goes straight from the source to the caller: one copy less.
+                chunk = self._read_source(_CHUNK)
+                if not chunk:
+                    raise InvalidArgument("unexpected EOF in tar archive")
+                self._remaining -= len(chunk)
+                yield chunk
+                continue
             chunk = self._take_upto(min(self._remaining, _CHUNK))
             self._remaining -= len(chunk)
             yield chunk
