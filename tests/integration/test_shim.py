@@ -64,6 +64,10 @@ def test_ping(launcher: Launcher) -> None:
     assert client.ping_launcher(launcher.exec_root) == launcher.pid
     with open(os.path.join(launcher.exec_root, protocol.LAUNCHER_PID)) as f:
         assert int(f.read()) == launcher.pid
+    # The warm-up container ran and left nothing behind.
+    assert not [n for n in os.listdir(launcher.exec_root) if n.startswith(".warmup-")]
+    with open(os.path.join(launcher.exec_root, "launcher.log")) as f:
+        assert "warm-up failed" not in f.read()
 
 
 def test_run_logs_and_exit_status(launcher: Launcher) -> None:
