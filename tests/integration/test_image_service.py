@@ -417,3 +417,66 @@ def test_restart_collects_what_a_crash_left(tmp_path: Path) -> None:
         {k: v for k, v in before.items() if k not in ("snapshots", "dirs")}
     svc.snapshots.close()
     db.close()
+
+
+# -- archive layouts and concurrency ------------------------------------------------------
+
+def _docker25_archive() -> bytes:
+    """The multilayer image as Docker 25+ saves it: blobs under blobs/sha256, manifest paths
+    pointing there, legacy layer paths as symlinks, plus an OCI index beside it."""
+    import hashlib
+
+    src = tarfile.open(FIXTURES / "multilayer-docker-save.tar")
+    manifest = json.loads(src.extractfile("manifest.json").read())[0]
+    blobs: dict[str, bytes] = {}
+    config = src.extractfile(manifest["Config"]).read()
+    blobs[hashlib.sha256(config).hexdigest()] = config
+    layer_paths = []
+    links = []
+    for path in manifest["Layers"]:
+        data = src.extractfile(path).read()
+        hexd = hashlib.sha256(data).hexdigest()
+        blobs[hexd] = data
+        layer_paths.append(f"blobs/sha256/{hexd}")
+        links.append({"name": path, "type": "symlink", "target": f"../blobs/sha256/{hexd}"})
+    new_manifest = [{"Config": f"blobs/sha256/{hashlib.sha256(config).hexdigest()}",
+                     "RepoTags": ["fixture/docker25:1"], "Layers": layer_paths}]
+    entries = [{"name": f"blobs/sha256/{h}", "data": d} for h, d in blobs.items()]
+    entries += links
+    entries.append({"name": "manifest.json", "data": json.dumps(new_manifest).encode()})
+    entries.append({"name": "oci-layout", "data": b'{"imageLayoutVersion":"1.0.0"}'})
+    entries.append({"name": "index.json", "data": b'{"schemaVersion":2,"manifests":[]}'})
+    return make_tar(entries)
+
+
+def test_docker25_layout_loads(svc: ImageService, tmp_path: Path) -> None:
+    assert load(svc, _docker25_archive()) == [{"stream": "Loaded image: fixture/docker25:1\n"}]
+    assert svc.resolve("fixture/docker25:1").id == MULTI_ID
+    target = tmp_path / "mnt"
+    target.mkdir()
+    with mounted(svc.prepare_rootfs("c", MULTI_ID), str(target)):
+        assert_matches_expected(str(target))
+    svc.remove_rootfs("c")
+
+
+def test_concurrent_loads(svc: ImageService) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def work(name: str) -> None:
+        try:
+            load(svc, name)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    names = ["multilayer-docker-save.tar", "busybox-docker-save.tar",
+             "multilayer-docker-save.tar", "multilayer-oci.tar"]
+    threads = [threading.Thread(target=work, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(svc.list()) == 3
+    assert len(list(svc.snapshots.walk())) == 3
