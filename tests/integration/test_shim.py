@@ -306,3 +306,18 @@ def test_a_restart_in_the_same_state_dir_starts_clean(launcher: Launcher) -> Non
     shim.start()
     shim.kill(signal.SIGKILL)
     assert shim.wait()["exit_code"] == 137
+
+
+def test_launcher_exits_cleanly_on_sigterm(launcher: Launcher) -> None:
+    shim, _, _, _ = launcher.spawn(["sleep", "100"])
+    os.kill(launcher.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    while os.path.exists(os.path.join(launcher.exec_root, protocol.LAUNCHER_SOCKET)):
+        assert time.monotonic() < deadline
+        support.reap_children()
+        time.sleep(0.01)
+    assert not os.path.exists(os.path.join(launcher.exec_root, protocol.LAUNCHER_PID))
+    assert shim.state()["status"] == "created"  # shims live on
+    shim.start()
+    shim.kill(signal.SIGKILL)
+    assert shim.wait()["exit_code"] == 137
