@@ -41,7 +41,7 @@ class AlreadyExists(BerthError):
 
 
 class Conflict(BerthError):
-    """The object is in a state that forbids the request, e.g. removing a running container (409)."""
+    """The object's state forbids the request, e.g. removing a running container (409)."""
 
 
 class InvalidArgument(BerthError):
