@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 from typing import Any
 
 from berth import errors
@@ -38,11 +39,42 @@ def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     raise errors.BerthError(message)
 
 
+_SUN_PATH_MAX = 107  # bytes of sun_path usable for a NUL-terminated path
+
+
+async def _connect(path: str) -> socket.socket:
+    """A connected, non-blocking unix socket to ``path``, whatever its length.
+
+    ``sun_path`` holds 108 bytes and a shim socket lives at
+    ``EXEC_ROOT/containers/<64 hex>/shim.sock``, so a deep exec root overflows it. A long path
+    is reached through an ``O_PATH`` descriptor of its directory, as
+    ``/proc/self/fd/N/shim.sock``; the descriptor only lives for the connect.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    sock.setblocking(False)
+    dir_fd: int | None = None
+    try:
+        target = path
+        if len(os.fsencode(path)) > _SUN_PATH_MAX:
+            dir_fd = os.open(os.path.dirname(path) or ".",
+                             os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            target = f"/proc/self/fd/{dir_fd}/{os.path.basename(path)}"
+        await asyncio.get_running_loop().sock_connect(sock, target)
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)
+    return sock
+
+
 async def _open(path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
-        return await asyncio.open_unix_connection(path, limit=_LINE_LIMIT)
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
+        sock = await _connect(path)
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
         raise ShimGone(f"cannot reach {path}: {exc.strerror}") from None
+    return await asyncio.open_unix_connection(sock=sock, limit=_LINE_LIMIT)
 
 
 async def _call(path: str, request: dict[str, Any],
