@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import queue
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from typing import IO, Any
 
 from berth import errors
@@ -42,6 +44,85 @@ async def spool_body(request: Request, directory: str) -> IO[bytes]:
     except BaseException:
         spool.close()
         raise
+
+
+class _QueueWriter:
+    """A file-like ``write`` for a worker thread: coalesces into big chunks and hands them to
+    the event loop through a bounded queue (backpressure); fails once the reader is gone."""
+
+    def __init__(self, q: queue.Queue[Any], gone: threading.Event) -> None:
+        self._q = q
+        self._gone = gone
+        self._buf: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: bytes) -> int:
+        self._buf.append(bytes(data))
+        self._size += len(data)
+        if self._size >= SPOOL_CHUNK:
+            self.flush()
+        return len(data)
+
+    def flush(self) -> None:
+        if not self._buf:
+            return
+        chunk = b"".join(self._buf)
+        self._buf, self._size = [], 0
+        self.put(chunk)
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self._gone.is_set():
+                raise BrokenPipeError("the client went away")
+            try:
+                self._q.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+
+_END = object()
+
+
+def stream_from_thread(produce: Callable[[Any], None]) -> AsyncIterator[bytes]:
+    """Run ``produce(writer)`` in a worker thread and yield what it writes, so a sync service
+    can stream a big body (save, export) without holding it in memory."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=8)
+    gone = threading.Event()
+    writer = _QueueWriter(q, gone)
+
+    def run() -> None:
+        try:
+            produce(writer)
+            writer.flush()
+            writer.put(_END)
+        except BaseException as e:  # handed to the reader, which raises it
+            if not gone.is_set():
+                try:
+                    writer.put(e)
+                except BrokenPipeError:
+                    pass
+
+    async def chunks() -> AsyncIterator[bytes]:
+        worker = asyncio.ensure_future(asyncio.to_thread(run))
+        try:
+            while True:
+                item = await asyncio.to_thread(q.get)
+                if item is _END:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            gone.set()
+            while True:  # unblock a producer waiting on a full queue
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break
+            await asyncio.shield(worker)
+
+    return chunks()
 
 
 def _messages(items: list[dict[str, Any]]) -> AsyncIterator[bytes]:
@@ -114,7 +195,20 @@ def register(router: Router, services: Any) -> None:
                                          request.flag("force"), not request.flag("noprune"))
         return json_response(result)
 
+    async def save_one(request: Request) -> StreamResponse:
+        return await _save([request.params["name"]])
+
+    async def save_many(request: Request) -> StreamResponse:
+        return await _save(request.query.get("names", []))
+
+    async def _save(names: list[str]) -> StreamResponse:
+        plan = await asyncio.to_thread(images.save_plan, names)
+        return StreamResponse(stream_from_thread(lambda out: images.save(plan, out)),
+                              content_type="application/x-tar")
+
     router.add("GET", "/images/json", list_)
+    router.add("GET", "/images/get", save_many)
+    router.add("GET", "/images/{name*}/get", save_one)
     router.add("POST", "/images/load", load)
     router.add("POST", "/images/create", create)
     router.add("GET", "/images/{name*}/json", inspect)

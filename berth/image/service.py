@@ -37,6 +37,7 @@ from berth.content import LocalStore
 from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
 from berth.image.config import apply_changes, container_config, go_json, parse_created
+from berth.image.save import SaveImage, SaveLayer, write_save
 from berth.metadata import MetadataStore
 from berth.oci import (
     Digest,
@@ -509,6 +510,81 @@ class ImageService:
         entries[0]["Id"] = rec.id
         entries[0]["Tags"] = rec.repo_tags or None
         return entries
+
+    # -- saving ----------------------------------------------------------------
+    def save_plan(self, names: list[str]) -> list[SaveImage]:
+        """What ``docker save NAME…`` writes, resolved before the first byte: an ID saves the
+        image untagged, ``repo`` every tag of that repository, ``repo:tag`` that tag."""
+        if not names:
+            raise InvalidArgument("no images specified")
+        order: list[str] = []
+        tags: dict[str, list[Reference]] = {}
+
+        def add(image_id: str, ref: Reference | None) -> None:
+            if image_id not in tags:
+                order.append(image_id)
+                tags[image_id] = []
+            if ref is not None and all(str(r) != str(ref) for r in tags[image_id]):
+                tags[image_id].append(ref)
+
+        db = self.db.read()
+        for name in names:
+            parsed = parse_any_reference(name)
+            if not isinstance(parsed, str) and not parsed.tag and not parsed.digest:
+                rows = db.execute("SELECT reference, image_id FROM tags"
+                                  " ORDER BY created, reference").fetchall()
+                found = [(parse_normalized(r[0]), r[1]) for r in rows]
+                found = [(r, i) for r, i in found if r.name == parsed.name and r.tag]
+                if found:
+                    for ref, image_id in found:
+                        add(image_id, ref)
+                    continue
+            image_id = self._resolve_id(name)
+            if isinstance(parsed, str) or self._is_id_ref(image_id, name) and not (
+                    isinstance(parsed, Reference) and parsed.tag) or parsed.digest:
+                add(image_id, None)
+            else:
+                add(image_id, parsed.with_default_tag())
+        plan = []
+        for image_id in order:
+            row = db.execute("SELECT config FROM images WHERE id=?", (image_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"No such image: {image_id}")
+            config_bytes = row["config"].encode("utf-8")
+            diff_ids = (json.loads(config_bytes).get("rootfs") or {}).get("diff_ids") or []
+            plan.append(SaveImage(image_id, config_bytes, [SaveLayer(d) for d in diff_ids],
+                                  tags[image_id]))
+        return plan
+
+    def save(self, plan: list[SaveImage], out: Any) -> None:
+        """Write the archive of ``plan`` (from ``save_plan``) to ``out``."""
+        write_save(plan, out, self._open_layer)
+
+    @contextlib.contextmanager
+    def _open_layer(self, diff_id: str) -> Iterator[tuple[BinaryIO, int]]:
+        """The uncompressed layer tar and its size: the stored blob itself when it was kept
+        uncompressed, else decompressed into a temp file (a tar header needs the size first)."""
+        rows = self.db.read().execute("SELECT digest FROM layer_blobs WHERE diff_id=?",
+                                      (diff_id,)).fetchall()
+        digests = sorted((r[0] for r in rows), key=lambda d: d != diff_id)
+        for digest in digests:
+            try:
+                f = self.content.open(digest)
+            except NotFound:
+                continue
+            with f:
+                if digest == diff_id:
+                    yield f, os.fstat(f.fileno()).st_size
+                    return
+                source, _ = open_decompressed(f)
+                with tempfile.TemporaryFile(dir=self._tmp) as spool:
+                    while chunk := source.read(1 << 20):
+                        spool.write(chunk)
+                    size = spool.tell()
+                    spool.seek(0)
+                    yield spool, size
+                    return
+        raise NotFound(f"layer {diff_id}: no blob in the content store")
 
     # -- tagging and deleting --------------------------------------------------
     def tag(self, ref: str, repo: str, tag: str = "") -> None:
