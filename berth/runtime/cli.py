@@ -51,10 +51,58 @@ def _existing(root: str, container_id: str) -> str:
     return path
 
 
+def _console(args: argparse.Namespace) -> Any:
+    if args.console_socket:
+        return container.console_socket_sender(os.path.abspath(args.console_socket))
+    return None
+
+
 def cmd_create(args: argparse.Namespace) -> int:
     container.create(args.id, args.bundle, _state_dir(args.root, args.id), stdio=(0, 1, 2),
-                     pid_file=args.pid_file)
+                     pid_file=args.pid_file, console=_console(args))
     return 0
+
+
+def _relay_terminal(master: int, pid: int) -> None:
+    """``run`` in the foreground with a terminal and no console socket: be the terminal's
+    other end, copying our stdin to the pty and the pty to our stdout, as runc does."""
+    import select
+    import termios
+    import tty
+
+    saved = None
+    if os.isatty(0):
+        saved = termios.tcgetattr(0)
+        tty.setraw(0)
+        with contextlib.suppress(OSError):
+            size = os.get_terminal_size(0)
+            from berth.runtime.console import set_size
+            set_size(master, size.lines, size.columns)
+    try:
+        fds = [master, 0]
+        while master in fds:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if data:
+                    os.write(master, data)
+                else:
+                    fds.remove(0)
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                os.write(1, data)
+    finally:
+        if saved is not None:
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
 
 
 def cmd_start(args: argparse.Namespace) -> int:
@@ -66,8 +114,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args.root, args.id)
     if not args.detach:
         linux.set_child_subreaper()
-    pid = container.create(args.id, args.bundle, state_dir, stdio=(0, 1, 2),
-                           pid_file=args.pid_file)
+    masters: list[int] = []
+    console = _console(args)
+    if console is None and not args.detach:
+        console = masters.append
+    try:
+        pid = container.create(args.id, args.bundle, state_dir, stdio=(0, 1, 2),
+                               pid_file=args.pid_file, console=console)
+    except InvalidArgument as e:
+        if args.detach and "console socket" in e.message:
+            raise InvalidArgument("cannot allocate tty if runc will detach without setting "
+                                  "console socket") from None
+        raise
     if args.detach:
         container.start(state_dir)
         return 0
@@ -83,6 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BaseException:
         container.delete(state_dir, force=True)
         raise
+    if masters:
+        _relay_terminal(masters[0], pid)
     code = 255
     while True:
         try:
@@ -158,6 +218,14 @@ def build_parser() -> argparse.ArgumentParser:
     def with_bundle(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-b", "--bundle", default=".", help="bundle directory")
         sp.add_argument("--pid-file", help="write init's pid here")
+        sp.add_argument("--console-socket",
+                        help="unix socket that receives the pty master (process.terminal)")
+        sp.add_argument("--no-pivot", action="store_true",
+                        help="accepted for runc compatibility")
+        sp.add_argument("--no-new-keyring", action="store_true",
+                        help="accepted for runc compatibility")
+        sp.add_argument("--preserve-fds", type=int, default=0,
+                        help="accepted for runc compatibility")
         sp.add_argument("id")
 
     sp = sub.add_parser("create", help="create a container, blocked before its command")

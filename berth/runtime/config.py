@@ -131,6 +131,7 @@ class InitConfig:
     env: list[str]
     cwd: str = "/"
     terminal: bool = False
+    console_size: tuple[int, int] | None = None  # (height, width)
     readonly_root: bool = False
     rootfs_propagation: int = linux.MS_PRIVATE | linux.MS_REC
     namespaces: list[Namespace] = field(default_factory=list)
@@ -291,6 +292,14 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
 
     user = process.get("user") or {}
     caps = process.get("capabilities")
+    size = process.get("consoleSize") or None
+    console_size = None
+    if size:
+        try:
+            console_size = (int(size.get("height", 0)), int(size.get("width", 0)))
+        except (AttributeError, TypeError, ValueError):
+            raise InvalidArgument("process.consoleSize: height and width must be numbers"
+                                  ) from None
     umask = user.get("umask")
     oom = process.get("oomScoreAdj")
     return InitConfig(
@@ -301,6 +310,7 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         env=list(env),
         cwd=cwd,
         terminal=bool(process.get("terminal")),
+        console_size=console_size,
         readonly_root=bool(root.get("readonly")),
         rootfs_propagation=PROPAGATION[propagation],
         namespaces=namespaces,

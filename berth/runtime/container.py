@@ -26,6 +26,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from berth import linux
@@ -38,6 +39,7 @@ from berth.errors import (
     Unavailable,
 )
 from berth.runtime import config as _config
+from berth.runtime import console as _console
 from berth.runtime import init as _init
 from berth.runtime import sync
 from berth.util import atomic_write, atomic_write_json, read_json, rfc3339_nano
@@ -77,7 +79,8 @@ def load_spec(bundle: str) -> dict[str, Any]:
 
 def create(container_id: str, bundle_dir: str, state_dir: str, *,
            stdio: Stdio = (None, None, None), rootfs_mounts: list[dict[str, Any]] | None = None,
-           pid_file: str | None = None) -> int:
+           pid_file: str | None = None,
+           console: Callable[[int], None] | None = None) -> int:
     """Create the container: init set up and blocked before exec. Returns init's pid.
 
     ``stdio`` fds become the container's 0, 1, 2 (None: /dev/null); the caller keeps its
@@ -85,6 +88,10 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
     ``root.path`` inside the container's mount namespace, so they vanish with it. Raises
     ``RuntimeFailure`` (exit_code 127/126 for a missing/unusable command) after killing and
     cleaning up what was started.
+
+    With ``process.terminal`` the container's stdio is a pty init makes in its own devpts
+    (``stdio`` is then unused); ``console`` is called with the master, which it owns from
+    then on (``console_socket_sender`` makes one for runc's ``--console-socket``).
     """
     bundle = os.path.abspath(bundle_dir)
     cfg = _config.from_spec(load_spec(bundle), bundle, container_id)
@@ -92,6 +99,8 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
                for i, m in enumerate(rootfs_mounts or ())]
     if not cfg.creates_namespace("mount"):
         raise InvalidArgument("linux.namespaces: a new mount namespace is required")
+    if cfg.terminal and console is None:
+        raise InvalidArgument("process.terminal is set: a console socket is required")
 
     made_dir = not os.path.isdir(state_dir)
     os.makedirs(state_dir, 0o711, exist_ok=True)
@@ -132,6 +141,14 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
                 raise RuntimeFailure("container init exited before it was ready")
             if msg["type"] == sync.MSG_PID:
                 init_pid = int(msg["pid"])
+            elif msg["type"] == sync.MSG_CONSOLE:
+                fd = msg.get("fd")
+                if fd is None:
+                    raise RuntimeFailure("container init sent a console without its fd")
+                if console is None:
+                    os.close(fd)
+                else:
+                    console(fd)
             elif msg["type"] == sync.MSG_READY:
                 break
             elif msg["type"] == sync.MSG_ERROR:
@@ -181,6 +198,20 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             parent_sock.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
+
+
+def console_socket_sender(path: str) -> Callable[[int], None]:
+    """A ``console`` for ``create`` that passes the master on to ``path`` and closes it."""
+
+    def send(master: int) -> None:
+        try:
+            _console.send_to_socket(path, master)
+        except OSError as e:
+            raise RuntimeFailure(f"console socket {path}: {e.strerror or e}") from None
+        finally:
+            os.close(master)
+
+    return send
 
 
 def _reap(pid: int) -> None:

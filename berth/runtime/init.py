@@ -19,19 +19,17 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import resource
 import signal
 import socket
 import stat
-import termios
 import traceback
 
 from berth import linux
 from berth.errors import RuntimeFailure
-from berth.runtime import rootfs, sync, user
+from berth.runtime import console, rootfs, sync, user
 from berth.runtime.config import InitConfig, Mount
 
 
@@ -220,13 +218,32 @@ def _resolve_user(cfg: InitConfig) -> None:
         cfg.env.append(f"HOME={resolved.home}")
 
 
-def _set_tty() -> None:
-    """With ``process.terminal``, make stdin (a pty slave) our controlling terminal."""
-    if not os.isatty(0):
-        raise RuntimeFailure("process.terminal is set but stdin is not a terminal "
-                             "(console sockets are not supported yet)")
-    os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+def setup_console(size: tuple[int, int] | None, sock: socket.socket) -> None:
+    """With ``process.terminal``: a pty from the container's devpts becomes our stdio and
+    controlling terminal, /dev/console, and its master goes to the creator."""
+    master, slave, name = console.open_pty()
+    try:
+        if size and size[0] > 0 and size[1] > 0:
+            console.set_size(slave, *size)
+        console.mount_console(name)
+        sync.send_fd(sock, sync.MSG_CONSOLE, master, name=name)
+    finally:
+        os.close(master)
+    console.make_controlling(slave)
+
+
+def fix_stdio_owner(uid: int, gid: int) -> None:
+    """Give a non-root user its stdio (a pty slave, pipes), so it may reopen them through
+    /proc/self/fd as runc allows; /dev/null is left alone."""
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
+            continue
+        with contextlib.suppress(OSError):
+            os.fchown(fd, uid, gid)
 
 
 def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
@@ -247,6 +264,9 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         rootfs._create_target(rootfs.secure_join(cfg.rootfs, cfg.cwd), False)
         step = "pivot_root"
         rootfs.pivot(cfg.rootfs)
+        if cfg.terminal:
+            step = "setting up the console"
+            setup_console(cfg.console_size, sock)
         if cfg.hostname:
             step = "setting hostname"
             linux.sethostname(cfg.hostname)
@@ -273,12 +293,11 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         for res, soft, hard in cfg.rlimits:
             step = f"setting rlimit {res}"
             resource.setrlimit(res, (soft, hard))
-        if cfg.terminal:
-            step = "setting the controlling terminal"
-            _set_tty()
         if cfg.user_name:
             step = f"resolving user {cfg.user_name}"
             _resolve_user(cfg)
+        if cfg.uid != 0:
+            fix_stdio_owner(cfg.uid, cfg.gid)
         step = f"setting user {cfg.uid}:{cfg.gid} and capabilities"
         _set_user_and_caps(cfg)
         os.umask(cfg.umask)

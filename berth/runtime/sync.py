@@ -13,6 +13,10 @@ C1 → creator          ``{"type": "pid", "pid": N}``                        C2 
 C2 → creator          ``{"type": "ready"}``                                setup done, command
                                                                            resolved; C2 now waits
                                                                            on ``exec.fifo``
+C2 → creator          ``{"type": "console", "name": "/dev/pts/N"}``       with ``process.terminal``:
+                      with the pty master as SCM_RIGHTS                    the pty made in the
+                                                                           container's devpts; the
+                                                                           creator owns the master
 C1/C2 → creator       ``{"type": "error", "stage": S, "message": M,        setup failed at step S;
                       "exit_code": N}``                                    the sender exits
 ====================  ===================================================  =====================
@@ -28,22 +32,27 @@ After ``ready`` the creator has nothing more to say; ``start`` talks to C2 throu
 * if ``execve`` fails, C2 writes the error as JSON after the ``0`` (``{"message": M,
   "exit_code": N}``) and exits with N.
 
-Later features slot in as new message types (hooks, user-namespace id maps, the console
-socket), each added to this table.
+Later features slot in as new message types (hooks, user-namespace id maps), each added to
+this table.
 """
 
 from __future__ import annotations
 
+import array
 import json
+import os
 import socket
 from typing import Any
 
 MSG_PID = "pid"
 MSG_READY = "ready"
 MSG_ERROR = "error"
+MSG_CONSOLE = "console"
 
 EXEC_RELEASE = b"0"
 _MAX_PACKET = 65536
+_INT = array.array("i").itemsize
+_MSG_CMSG_CLOEXEC = 0x40000000
 
 
 def socketpair() -> tuple[socket.socket, socket.socket]:
@@ -55,12 +64,39 @@ def send(sock: socket.socket, msg_type: str, **fields: Any) -> None:
     sock.send(json.dumps({"type": msg_type, **fields}).encode())
 
 
+def send_fd(sock: socket.socket, msg_type: str, fd: int, **fields: Any) -> None:
+    """A message carrying one file descriptor (SCM_RIGHTS)."""
+    socket.send_fds(sock, [json.dumps({"type": msg_type, **fields}).encode()], [fd])
+
+
+def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
+    """``recvmsg`` with descriptors made close-on-exec as they arrive."""
+    raw, anc, _flags, _addr = sock.recvmsg(size, socket.CMSG_SPACE(4 * _INT), _MSG_CMSG_CLOEXEC)
+    fds: list[int] = []
+    for level, kind, data in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            usable = len(data) - len(data) % _INT
+            fds.extend(array.array("i", data[:usable]))
+    return raw, fds
+
+
 def recv(sock: socket.socket) -> dict[str, Any] | None:
-    """The next message, or None at end of stream. Timeouts come from ``sock.settimeout``."""
-    raw = sock.recv(_MAX_PACKET)
+    """The next message, or None at end of stream. Timeouts come from ``sock.settimeout``.
+
+    A file descriptor that came with the message is in ``msg["fd"]``; the receiver owns it.
+    """
+    raw, fds = recv_with_fds(sock, _MAX_PACKET)
     if not raw:
+        for fd in fds:
+            os.close(fd)
         return None
     msg = json.loads(raw)
     if not isinstance(msg, dict) or "type" not in msg:
+        for fd in fds:
+            os.close(fd)
         raise ValueError(f"malformed init message: {raw[:200]!r}")
+    if fds:
+        msg["fd"] = fds[0]
+        for fd in fds[1:]:
+            os.close(fd)
     return msg

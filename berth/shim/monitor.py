@@ -149,20 +149,22 @@ class Shim:
         self.write_state()
 
     def create_with_tty(self) -> None:
-        """The container's stdio is a pty slave; we keep the master. The spec must set
-        ``process.terminal`` so init makes it its controlling terminal."""
-        master, slave = os.openpty()
+        """Init makes a pty in the container's devpts and sends us the master over the
+        creator's socketpair. The spec must set ``process.terminal``."""
+        got: list[int] = []
         try:
             if self.log_path:
                 self.log = JsonFileLog(self.log_path)
             self.init_pid = runtime.create(self.id, self.bundle, self.state_dir,
-                                           stdio=(slave, slave, slave),
-                                           rootfs_mounts=self.rootfs_mounts)
+                                           rootfs_mounts=self.rootfs_mounts,
+                                           console=got.append)
         except BaseException:
-            os.close(master)
+            for fd in got:
+                os.close(fd)
             raise
-        finally:
-            os.close(slave)
+        if not got:
+            raise InvalidArgument("tty: the bundle must set process.terminal")
+        master = got[0]
         os.set_blocking(master, False)
         self.pty_master = master
         self.outputs[master] = 1

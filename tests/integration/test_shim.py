@@ -240,7 +240,7 @@ def test_spawn_start_latency(launcher: Launcher) -> None:
 
 def test_tty_container(launcher: Launcher) -> None:
     launcher.n += 1
-    bundle = launcher.harness.bundle(["sh", "-c", "[ -t 0 ] && echo isatty; stty size; "
+    bundle = launcher.harness.bundle(["sh", "-c", "[ -t 0 ] && echo isatty; tty; stty size; "
                                                   "read x; echo got $x"], terminal=True)
     state_dir = os.path.join(launcher.exec_root, f"c{launcher.n}")
     log_path = str(launcher.harness.tmp / "tty.log")
@@ -256,13 +256,14 @@ def test_tty_container(launcher: Launcher) -> None:
         chunk = sock.recv(65536)
         assert chunk, bytes(data)
         data += chunk
-    assert data == b"isatty\r\n40 100\r\n"
+    assert data == b"isatty\r\n/dev/pts/0\r\n40 100\r\n"
     sock.sendall(b"typed\n")
     while chunk := sock.recv(65536):
         data += chunk
     sock.close()
     lines = data.decode().replace("\r\n", "\n").splitlines()
-    assert lines == ["isatty", "40 100", "typed", "got typed"]  # the terminal echoes input
+    # The terminal echoes input.
+    assert lines == ["isatty", "/dev/pts/0", "40 100", "typed", "got typed"]
     assert shim.wait()["exit_code"] == 0
     assert all(e["stream"] == "stdout" for e in log_entries(log_path))
 
