@@ -141,6 +141,22 @@ def podman_runs(runs: int) -> list[float] | None:
         shutil.rmtree(root, ignore_errors=True)
 
 
+def install_anchors() -> None:
+    """apt-get install the engines we compare with, without letting their services start:
+    a policy-rc.d that says no keeps the package from launching a system-wide dockerd."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    had_policy = policy.exists()
+    if not had_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io", "podman", "runc", "crun"],
+                       check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    finally:
+        if not had_policy:
+            policy.unlink()
+
+
 def report(results: dict[str, list[float]], anchor: str | None) -> None:
     anchor_median = statistics.median(results[anchor]) if anchor in results else None
     print(f"{'what':58} {'median':>9} {'p90':>9} {'ratio':>8}")
@@ -161,8 +177,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the samples here")
     args = parser.parse_args()
     if args.install:
-        subprocess.run(["apt-get", "install", "-y", "-qq", "docker.io", "podman", "runc", "crun"],
-                       check=True, env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        install_anchors()
     results: dict[str, list[float]] = {}
 
     with running_berthd() as daemon:
