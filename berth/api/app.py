@@ -40,6 +40,8 @@ class Services:
     containers: Any
     images: Any
     info: Any
+    volumes: Any = None
+    events: Any = None
 
 
 def error_response(exc: BaseException) -> Response:
@@ -91,10 +93,18 @@ class VersionedRouter(Router):
 
 
 def build_router(services: Services) -> Router:
-    from berth.api import containers, images, system
+    from berth.api import archive, commit, containers, events, images, system, volumes
+    from berth.api import exec as exec_routes
 
     router = VersionedRouter()
     system.register(router, services)
     containers.register(router, services)
+    exec_routes.register(router, services)
+    archive.register(router, services)
     images.register(router, services)
+    commit.register(router, services)
+    if services.volumes is not None:
+        volumes.register(router, services)
+    if services.events is not None:
+        events.register(router, services)
     return router

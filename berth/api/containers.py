@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -87,7 +89,7 @@ def register(router: Router, services: Any) -> None:
     async def list_(request: Request) -> Response:
         result = await asyncio.to_thread(
             containers.list, request.flag("all"), request.int_arg("limit"),
-            parse_filters(request))
+            parse_filters(request), request.flag("size"))
         return json_response(result)
 
     async def inspect(request: Request) -> Response:
@@ -104,9 +106,8 @@ def register(router: Router, services: Any) -> None:
         return Response(status=204 if stopped else 304)
 
     async def restart(request: Request) -> Response:
-        cid = request.params["id"]
-        await containers.stop(cid, request.int_arg("t"), request.arg("signal"))
-        await containers.start(cid)
+        await containers.restart(request.params["id"], request.int_arg("t"),
+                                 request.arg("signal"))
         return Response(status=204)
 
     async def kill(request: Request) -> Response:
@@ -175,5 +176,144 @@ def register(router: Router, services: Any) -> None:
                                 request.int_arg("w", 0) or 0)
         return Response(status=200)
 
+    async def attach_ws(request: Request) -> Hijack:
+        """The websocket form: a handshake, then raw bytes in binary frames both ways."""
+        record = await asyncio.to_thread(containers.attach_target, request.params["id"])
+        cid = record["Id"]
+        key = request.headers.get("sec-websocket-key", "")
+        accept = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B85").encode()).digest()).decode()
+        stdin = request.flag("stdin")
+        stdout = request.arg("stdout") is None or request.flag("stdout")
+        stderr = request.arg("stderr") is None or request.flag("stderr")
+
+        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if request.flag("logs"):
+                _, chunks = await containers.logs(cid, stdout=stdout, stderr=stderr)
+                async for chunk in chunks:
+                    writer.write(_ws_frame(_strip_frames(chunk, record)))
+            if request.arg("stream") is not None and not request.flag("stream"):
+                return
+            streams = await containers.open_attach(cid, stdin, stdout, stderr)
+            if streams is None:
+                return
+            shim_reader, shim_writer = streams
+            tty = bool(record["Config"].get("Tty"))
+
+            async def inbound() -> None:
+                with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+                    while True:
+                        payload = await _ws_read(reader)
+                        if payload is None:
+                            break
+                        shim_writer.write(payload)
+                        await shim_writer.drain()
+
+            task = asyncio.ensure_future(inbound()) if stdin else None
+            try:
+                while True:
+                    data = await shim_reader.read(65536)
+                    if not data:
+                        break
+                    writer.write(_ws_frame(data if tty else _strip_frames(data, record)))
+                    await writer.drain()
+            except ConnectionError:
+                pass
+            finally:
+                if task is not None:
+                    task.cancel()
+                shim_writer.close()
+
+        return Hijack(run, headers=[("Sec-WebSocket-Accept", accept)])
+
+    async def top(request: Request) -> Response:
+        return json_response(await containers.top(request.params["id"],
+                                                  request.arg("ps_args")))
+
+    async def stats(request: Request) -> StreamResponse:
+        stream = request.arg("stream") is None or request.flag("stream")
+        chunks = await containers.stats(request.params["id"], stream,
+                                        request.flag("one-shot"))
+        return StreamResponse(chunks, content_type="application/json")
+
+    async def pause(request: Request) -> Response:
+        await containers.pause(request.params["id"])
+        return Response(status=204)
+
+    async def unpause(request: Request) -> Response:
+        await containers.unpause(request.params["id"])
+        return Response(status=204)
+
+    async def update(request: Request) -> Response:
+        body = await request.json(required=True)
+        return json_response(await containers.update(request.params["id"], body))
+
+    async def rename(request: Request) -> Response:
+        await containers.rename(request.params["id"], request.arg("name") or "")
+        return Response(status=204)
+
+    async def prune(request: Request) -> Response:
+        return json_response(await containers.prune(parse_filters(request)))
+
+    async def changes(request: Request) -> Response:
+        return json_response(await containers.changes(request.params["id"]) or None)
+
+    async def export(request: Request) -> StreamResponse:
+        chunks = await containers.export(request.params["id"])
+        return StreamResponse(chunks, content_type="application/x-tar")
+
     router.add("POST", "/containers/{id}/attach", attach)
+    router.add("GET", "/containers/{id}/attach/ws", attach_ws)
     router.add("POST", "/containers/{id}/resize", resize)
+    router.add("GET", "/containers/{id}/top", top)
+    router.add("GET", "/containers/{id}/stats", stats)
+    router.add("POST", "/containers/{id}/pause", pause)
+    router.add("POST", "/containers/{id}/unpause", unpause)
+    router.add("POST", "/containers/{id}/update", update)
+    router.add("POST", "/containers/{id}/rename", rename)
+    router.add("POST", "/containers/prune", prune)
+    router.add("GET", "/containers/{id}/changes", changes)
+    router.add("GET", "/containers/{id}/export", export)
+
+
+def _strip_frames(data: bytes, record: dict[str, Any]) -> bytes:
+    """Multiplexed frames to their payloads (websocket clients get raw output)."""
+    if record["Config"].get("Tty"):
+        return data
+    out = bytearray()
+    view = memoryview(data)
+    while len(view) >= 8:
+        size = int.from_bytes(view[4:8], "big")
+        out += view[8:8 + size]
+        view = view[8 + size:]
+    return bytes(out)
+
+
+def _ws_frame(payload: bytes) -> bytes:
+    """One unmasked binary websocket frame (server to client)."""
+    size = len(payload)
+    if size < 126:
+        header = bytes([0x82, size])
+    elif size < 1 << 16:
+        header = bytes([0x82, 126]) + size.to_bytes(2, "big")
+    else:
+        header = bytes([0x82, 127]) + size.to_bytes(8, "big")
+    return header + payload
+
+
+async def _ws_read(reader: asyncio.StreamReader) -> bytes | None:
+    """The payload of the client's next data frame; None on a close frame."""
+    head = await reader.readexactly(2)
+    opcode = head[0] & 0x0F
+    size = head[1] & 0x7F
+    if size == 126:
+        size = int.from_bytes(await reader.readexactly(2), "big")
+    elif size == 127:
+        size = int.from_bytes(await reader.readexactly(8), "big")
+    mask = await reader.readexactly(4) if head[1] & 0x80 else b"\0\0\0\0"
+    payload = bytearray(await reader.readexactly(size))
+    for i in range(size):
+        payload[i] ^= mask[i % 4]
+    if opcode == 0x8:
+        return None
+    return bytes(payload)

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth import errors
+from berth.container import fs
 from berth.container import spec as specs
 from berth.container.names import random_name, validate_name
 from berth.container.shim_client import LauncherClient, ShimClient, ShimGone
@@ -87,19 +88,39 @@ class _Live:
     pending_attach: list[tuple[dict[str, bool], asyncio.Future[Any]]] = field(
         default_factory=list)
     monitor: asyncio.Task[None] | None = None
+    health: asyncio.Task[None] | None = None
+    restarter: asyncio.Task[None] | None = None
+    stopping: bool = False
+    started_mono: float = 0.0
+    backoff: float = 0.0
+    exec_ids: list[str] = field(default_factory=list)
     last_status: dict[str, Any] = field(default_factory=lambda: {"StatusCode": 0,
                                                                   "Error": None})
 
 
 class ContainerService:
-    def __init__(self, data_root: str, exec_root: str, db: Any, images: Any) -> None:
+    def __init__(self, data_root: str, exec_root: str, db: Any, images: Any,
+                 volumes: Any = None, events: Any = None) -> None:
         self.data_root = data_root
         self.exec_root = exec_root
         self.db = db
         self.images = images
+        self.volumes = volumes
+        self.events = events
         self.launcher = LauncherClient(exec_root)
         self._live: dict[str, _Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._execs: dict[str, dict[str, Any]] = {}
+
+    def _emit(self, action: str, record: dict[str, Any], **extra: str) -> None:
+        """A container event with Docker's attributes (image, name, labels)."""
+        if self.events is None:
+            return
+        attrs = dict(record["Config"].get("Labels") or {})
+        attrs.update({"image": record["Config"].get("Image") or record["Image"],
+                      "name": record["Name"].lstrip("/")})
+        attrs.update(extra)
+        self.events.emit("container", action, record["Id"], attrs)
 
     # -- records ---------------------------------------------------------------------------
 
@@ -139,6 +160,8 @@ class ContainerService:
             raise errors.InvalidArgument("No image specified")
         image = await asyncio.to_thread(self.images.resolve, image_ref)
         host_config = dict(body.get("HostConfig") or {})
+        specs.validate_host_config(host_config)
+        specs.capabilities(host_config)
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
         merged = specs.merge_image_config(config, image.config.get("config") or {})
         cid = new_id()
@@ -151,6 +174,7 @@ class ContainerService:
                              ("StdinOnce", False), ("OnBuild", None)):
             merged.setdefault(key, default)
         argv = specs.command_line(merged)
+        mount_points = specs.plan_mounts(merged, host_config)
         container_dir = self._container_dir(cid)
         host_config.setdefault("NetworkMode", "default")
         host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
@@ -180,7 +204,7 @@ class ContainerService:
             "ExecIDs": None,
             "HostConfig": host_config,
             "GraphDriver": {"Name": "overlay2", "Data": None},
-            "Mounts": [],
+            "Mounts": mount_points,
             "Config": merged,
             "NetworkSettings": {"Bridge": "", "SandboxID": "", "HairpinMode": False,
                                 "Ports": {}, "SandboxKey": "", "Networks": {}},
@@ -189,13 +213,33 @@ class ContainerService:
         try:
             mounts = await asyncio.to_thread(self.images.prepare_rootfs, cid, image.id)
             record["GraphDriver"]["Data"] = _graph_data(mounts)
+            await asyncio.to_thread(self._create_volumes, record)
             await self._insert(record, name)
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.images.remove_rootfs, cid)
             shutil.rmtree(container_dir, ignore_errors=True)
             raise
+        self._emit("create", record)
         return {"Id": cid, "Warnings": []}
+
+    def _create_volumes(self, record: dict[str, Any]) -> None:
+        """Give every volume mount a volume (anonymous ones a fresh name) and its path."""
+        for point in record["Mounts"]:
+            if point["Type"] != "volume":
+                continue
+            if self.volumes is None:
+                raise errors.NotImplementedYet("volumes are not available")
+            volume, created = self.volumes.create(point.get("Name") or None,
+                                                  labels=point.pop("Labels", None))
+            point["Name"] = volume["Name"]
+            point["Source"] = volume["Mountpoint"]
+            point["Fresh"] = created and not point.get("NoCopy")
+
+    def volume_users(self, name: str) -> list[str]:
+        """Ids of the containers that mount volume ``name`` (the volume service asks)."""
+        return [r["Id"] for r in (_record_of(row) for row in self.db.list_containers())
+                if any(p.get("Name") == name for p in r.get("Mounts") or [])]
 
     async def _insert(self, record: dict[str, Any], name: str | None) -> None:
         if name:
@@ -224,6 +268,7 @@ class ContainerService:
             record = self._record(cid)
             if record["State"]["Running"]:
                 return False
+            live.stopping = False
             try:
                 await self._start_locked(record, live)
             except errors.BerthError as exc:
@@ -246,17 +291,24 @@ class ContainerService:
         state_dir = self._state_dir(cid)
         shutil.rmtree(state_dir, ignore_errors=True)
         os.makedirs(os.path.join(state_dir, "rootfs"), mode=0o711)
+        if any(p.get("Fresh") for p in record["Mounts"]):
+            await asyncio.to_thread(self._copy_up_volumes, record, mounts)
         spec = specs.build_spec(record, rootfs=os.path.join(state_dir, "rootfs"),
                                 hostname_path=record["HostnamePath"],
                                 hosts_path=record["HostsPath"],
-                                resolv_path=record["ResolvConfPath"])
+                                resolv_path=record["ResolvConfPath"],
+                                mounts=record["Mounts"])
         atomic_write(os.path.join(state_dir, "config.json"), json.dumps(spec).encode(),
                      durable=False)
         prepared = time.perf_counter()
         try:
+            log_config = record["HostConfig"].get("LogConfig") or {}
+            log_driver = log_config.get("Type") or "json-file"
             reply = await self.launcher.spawn({
                 "id": cid, "bundle": state_dir, "state_dir": state_dir,
-                "log_path": record["LogPath"], "stdin": bool(config.get("OpenStdin")),
+                "log_path": record["LogPath"] if log_driver != "none" else None,
+                "log_driver": log_driver, "log_opts": log_config.get("Config") or {},
+                "stdin": bool(config.get("OpenStdin")),
                 "tty": bool(config.get("Tty")), "rootfs_mounts": mounts,
             })
         except errors.RuntimeFailure as exc:
@@ -282,7 +334,11 @@ class ContainerService:
                       "Pid": int(reply.get("init_pid") or 0), "ExitCode": 0, "Error": "",
                       "StartedAt": rfc3339_nano(), "FinishedAt": ZERO_TIME})
         await self._save(record)
+        live.started_mono = time.monotonic()
         live.monitor = self._spawn_task(self._monitor(cid, shim))
+        self._emit("start", record)
+        if (config.get("Healthcheck") or {}).get("Test") not in (None, [], ["NONE"]):
+            live.health = self._spawn_task(self._health_loop(cid))
         log.debug("started %s: prepare %.1f ms, spawn %.1f ms, start+save %.1f ms", cid[:12],
                   (prepared - began) * 1000, (spawned - prepared) * 1000,
                   (time.perf_counter() - spawned) * 1000)
@@ -377,6 +433,9 @@ class ContainerService:
                           "Error": result.get("error") or ""})
             await self._save(record)
             live.monitor = None
+            if live.health is not None:
+                live.health.cancel()
+                live.health = None
             status = {"StatusCode": code, "Error": None}
             live.last_status = status
             for future in live.next_exit:
@@ -386,8 +445,50 @@ class ContainerService:
             state_dir = self._state_dir(cid)
             await ShimClient(state_dir).shutdown()
             shutil.rmtree(state_dir, ignore_errors=True)
+            self._emit("die", record, exitCode=str(code))
+            stopped_by_user = live.stopping
         if record["HostConfig"].get("AutoRemove"):
             await self._auto_remove(cid)
+        elif not stopped_by_user and self._should_restart(record, code):
+            live.restarter = self._spawn_task(self._restart_later(cid, live))
+
+    def _should_restart(self, record: dict[str, Any], code: int) -> bool:
+        policy = record["HostConfig"].get("RestartPolicy") or {}
+        name = policy.get("Name") or "no"
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure" and code != 0:
+            limit = policy.get("MaximumRetryCount") or 0
+            return not limit or record.get("RestartCount", 0) < limit
+        return False
+
+    async def _restart_later(self, cid: str, live: _Live) -> None:
+        """Docker's back-off: 100 ms doubling to a minute, reset after 10 s of running."""
+        ran = time.monotonic() - live.started_mono if live.started_mono else 0.0
+        live.backoff = 0.1 if (ran >= 10 or not live.backoff) else min(live.backoff * 2, 60.0)
+        try:
+            record = self._record(cid)
+        except errors.NotFound:
+            return
+        record["State"].update({"Status": "restarting", "Restarting": True})
+        await self._save(record)
+        try:
+            await asyncio.sleep(live.backoff)
+        except asyncio.CancelledError:
+            return
+        try:
+            record = self._record(cid)
+            if not record["State"].get("Restarting"):
+                return
+            record["RestartCount"] = record.get("RestartCount", 0) + 1
+            record["State"].update({"Restarting": False, "Status": "exited"})
+            await self._save(record)
+            live.restarter = None
+            await self.start(cid)
+        except errors.NotFound:
+            return
+        except errors.BerthError as exc:
+            log.warning("restart of %s failed: %s", cid[:12], exc.message)
 
     async def _auto_remove(self, cid: str) -> None:
         with contextlib.suppress(errors.NotFound, errors.Conflict):
@@ -438,6 +539,13 @@ class ContainerService:
         """Stop signal, then SIGKILL after the timeout; False when it was not running (304)."""
         record = self._record(ref)
         cid = record["Id"]
+        live = self._live_for(cid)
+        if live.restarter is not None:
+            live.restarter.cancel()
+            live.restarter = None
+            record["State"].update({"Restarting": False, "Status": "exited"})
+            await self._save(record)
+            return True
         if not record["State"]["Running"]:
             return False
         config = record["Config"]
@@ -447,6 +555,7 @@ class ContainerService:
         if timeout is None:
             timeout = 10
         live = self._live_for(cid)
+        live.stopping = True
         exited: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         live.next_exit.append(exited)
         shim = ShimClient(self._state_dir(cid))
@@ -473,6 +582,8 @@ class ContainerService:
         record = self._record(ref)
         cid = record["Id"]
         live = self._live_for(cid)
+        if live.restarter is not None:
+            await self.stop(cid)
         if record["State"]["Running"]:
             if not force:
                 raise errors.Conflict(
@@ -492,6 +603,14 @@ class ContainerService:
             await asyncio.to_thread(self.images.remove_rootfs, cid)
             await asyncio.to_thread(self.db.delete_container, cid)
             shutil.rmtree(self._container_dir(cid), ignore_errors=True)
+            if volumes and self.volumes is not None:
+                for point in record.get("Mounts") or []:
+                    if point.get("Type") == "volume" and self.volumes.is_anonymous(
+                            point["Name"]):
+                        with contextlib.suppress(errors.BerthError):
+                            await asyncio.to_thread(self.volumes.remove, point["Name"])
+            self._forget_execs(live)
+            self._emit("destroy", record)
             self._fail_pending_attaches(live)
             for future in live.removed + live.next_exit:
                 if not future.done():
@@ -501,18 +620,36 @@ class ContainerService:
     # -- inspect, list ------------------------------------------------------------------------
 
     def inspect(self, ref: str) -> dict[str, Any]:
-        return self._record(ref)
+        record = self._record(ref)
+        record["Mounts"] = [_mount_view(p) for p in record.get("Mounts") or []]
+        record["ExecIDs"] = list(self._live.get(record["Id"], _Live()).exec_ids) or None
+        return record
 
     def list(self, all: bool = False, limit: int | None = None,
-             filters: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+             filters: dict[str, list[str]] | None = None,
+             size: bool = False) -> list[dict[str, Any]]:
         records = [_record_of(row) for row in self.db.list_containers()]
         records.sort(key=lambda r: r["Created"], reverse=True)
-        if not all and not limit:
+        filters = dict(filters or {})
+        for key in ("before", "since"):
+            if filters.get(key):
+                anchor = self._record(filters[key][0])
+                created = anchor["Created"]
+                records = [r for r in records if (r["Created"] < created if key == "before"
+                                                  else r["Created"] > created)]
+                filters.pop(key)
+        if not all and not limit and not filters.get("status") and not filters.get("exited"):
             records = [r for r in records if r["State"]["Running"]]
-        records = [r for r in records if _matches(r, filters or {})]
+        records = [r for r in records if _matches(r, filters)]
         if limit and limit > 0:
             records = records[:limit]
-        return [_summary(r) for r in records]
+        out = [_summary(r) for r in records]
+        if size:
+            for summary, record in zip(out, records, strict=True):
+                upper = (record["GraphDriver"].get("Data") or {}).get("UpperDir")
+                summary["SizeRw"] = _du(upper) if upper else 0
+                summary["SizeRootFs"] = summary["SizeRw"]
+        return out
 
     # -- logs -----------------------------------------------------------------------------------
 
@@ -599,6 +736,527 @@ class ContainerService:
                     f.close()
 
         return tty, chunks()
+
+    # -- volumes' first content ------------------------------------------------------------
+
+    def _copy_up_volumes(self, record: dict[str, Any], mounts: list[dict[str, Any]]) -> None:
+        """Fill a new, empty volume with what the image has at its mount point (Docker's
+        copy-up), through the container's rootfs mounted privately for the copy."""
+        with _mounted_rootfs(self.exec_root, record["Id"], mounts) as root:
+            for point in record["Mounts"]:
+                if not point.pop("Fresh", False):
+                    continue
+                data = point["Source"]
+                if os.listdir(data):
+                    continue
+                try:
+                    res = fs.resolve(root, point["Destination"] + "/")
+                except errors.BerthError:
+                    continue
+                src = res.host_path
+                if not os.path.isdir(src) or os.path.islink(src):
+                    continue
+                shutil.copytree(src, data, symlinks=True, dirs_exist_ok=True)
+                st = os.stat(src)
+                os.chown(data, st.st_uid, st.st_gid)
+                os.chmod(data, st.st_mode & 0o7777)
+        self.db.update_container(record["Id"], record)
+
+    # -- healthcheck ----------------------------------------------------------------------------
+
+    async def _health_loop(self, cid: str) -> None:
+        """Run the image's or container's healthcheck by exec, as Docker does."""
+        config = self._record(cid)["Config"]["Healthcheck"]
+        test = list(config.get("Test") or [])
+        if test[:1] == ["CMD-SHELL"]:
+            argv = ["/bin/sh", "-c", " ".join(test[1:])]
+        elif test[:1] == ["CMD"]:
+            argv = test[1:]
+        else:
+            return
+        ns = 1_000_000_000
+        interval = (config.get("Interval") or 30 * ns) / ns
+        timeout = (config.get("Timeout") or 30 * ns) / ns
+        retries = config.get("Retries") or 3
+        start_period = (config.get("StartPeriod") or 0) / ns
+        started = time.monotonic()
+        await self._set_health(cid, "starting", None)
+        while True:
+            await asyncio.sleep(interval)
+            began = rfc3339_nano()
+            try:
+                code, output = await asyncio.wait_for(self._run_probe(cid, argv), timeout)
+            except TimeoutError:
+                code, output = -1, f"Health check exceeded timeout ({timeout:g}s)"
+            except errors.BerthError as exc:
+                code, output = -1, exc.message
+            in_grace = time.monotonic() - started < start_period
+            await self._set_health(cid, None, {"Start": began, "End": rfc3339_nano(),
+                                               "ExitCode": code, "Output": output[-4096:]},
+                                   retries=retries, grace=in_grace)
+
+    async def _run_probe(self, cid: str, argv: list[str]) -> tuple[int, str]:
+        record = self._record(cid)
+        exec_id = new_id()
+        process = self._exec_process(record, {"Cmd": argv})
+        shim = ShimClient(self._state_dir(cid))
+        _, reader, writer = await shim.exec(exec_id, process, stdin=False, detach=False)
+        out = bytearray()
+        try:
+            while True:
+                header = await reader.read(8)
+                if len(header) < 8:
+                    break
+                size = int.from_bytes(header[4:8], "big")
+                out += await reader.readexactly(size)
+        except asyncio.IncompleteReadError:
+            pass
+        finally:
+            writer.close()
+        reply = await shim.request("exec_wait", exec_id=exec_id)
+        return int(reply.get("exit_code") or 0), out.decode("utf-8", "replace")
+
+    async def _set_health(self, cid: str, status: str | None, result: dict[str, Any] | None,
+                          retries: int = 3, grace: bool = False) -> None:
+        live = self._live_for(cid)
+        async with live.lock:
+            try:
+                record = self._record(cid)
+            except errors.NotFound:
+                return
+            if not record["State"]["Running"]:
+                return
+            health = record["State"].setdefault(
+                "Health", {"Status": "starting", "FailingStreak": 0, "Log": []})
+            old = health["Status"]
+            if status is not None:
+                health["Status"] = status
+            if result is not None:
+                health["Log"] = (health["Log"] + [result])[-5:]
+                if result["ExitCode"] == 0:
+                    health["Status"] = "healthy"
+                    health["FailingStreak"] = 0
+                elif not grace:
+                    health["FailingStreak"] += 1
+                    if health["FailingStreak"] >= retries:
+                        health["Status"] = "unhealthy"
+            await self._save(record)
+        if health["Status"] != old:
+            self._emit(f"health_status: {health['Status']}", record)
+
+    # -- exec -----------------------------------------------------------------------------------
+
+    def _exec_process(self, record: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        config = record["Config"]
+        env = specs.merge_env(config.get("Env") or [], body.get("Env") or [])
+        user = body.get("User") or config.get("User") or "0"
+        uid_s, _, gid_s = user.partition(":")
+        process: dict[str, Any] = {
+            "args": list(body["Cmd"]), "env": env,
+            "cwd": body.get("WorkingDir") or config.get("WorkingDir") or "/",
+            "terminal": bool(body.get("Tty")),
+            "user": {"uid": int(uid_s) if uid_s.isdigit() else 0,
+                     "gid": int(gid_s) if gid_s.isdigit() else 0},
+            "capabilities": None,
+            "noNewPrivileges": False,
+            "annotations": {"io.berth.user": user},
+        }
+        if body.get("ConsoleSize"):
+            height, width = body["ConsoleSize"]
+            process["consoleSize"] = {"height": height, "width": width}
+        if body.get("Privileged"):
+            process["privileged"] = True
+        return process
+
+    async def exec_create(self, ref: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.InvalidArgument("exec config cannot be empty")
+        record = self._record(ref)
+        cid = record["Id"]
+        cmd = body.get("Cmd")
+        if isinstance(cmd, str):
+            cmd = [cmd]
+        if not cmd or not isinstance(cmd, list) or not all(isinstance(c, str) for c in cmd):
+            raise errors.InvalidArgument("No exec command specified")
+        if not record["State"]["Running"]:
+            raise errors.Conflict(f"Container {cid} is not running")
+        if record["State"].get("Paused"):
+            raise errors.Conflict(f"Container {cid} is paused, unpause the container before "
+                                  "exec")
+        exec_id = new_id()
+        self._execs[exec_id] = {
+            "ID": exec_id, "Running": False, "ExitCode": None,
+            "ProcessConfig": {"tty": bool(body.get("Tty")), "entrypoint": cmd[0],
+                              "arguments": cmd[1:], "privileged": bool(body.get("Privileged")),
+                              "user": body.get("User") or ""},
+            "OpenStdin": bool(body.get("AttachStdin")),
+            "OpenStderr": bool(body.get("AttachStderr")),
+            "OpenStdout": bool(body.get("AttachStdout")),
+            "CanRemove": False, "ContainerID": cid, "DetachKeys": body.get("DetachKeys") or "",
+            "Pid": 0, "_body": {**body, "Cmd": cmd},
+        }
+        record.setdefault("ExecIDs", None)
+        live = self._live_for(cid)
+        live.exec_ids.append(exec_id)
+        return {"Id": exec_id}
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        entry = self._execs.get(exec_id)
+        if entry is None:
+            raise errors.NotFound(f"No such exec instance: {exec_id}")
+        return {k: v for k, v in entry.items() if not k.startswith("_")}
+
+    async def exec_start(self, exec_id: str, detach: bool, tty: bool | None = None
+                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Start an exec; unless detached, the shim's stream for the caller to splice."""
+        entry = self._execs.get(exec_id)
+        if entry is None:
+            raise errors.NotFound(f"No such exec instance: {exec_id}")
+        if entry["Running"] or entry["ExitCode"] is not None:
+            raise errors.Conflict(f"Exec command {exec_id} has already run")
+        cid = entry["ContainerID"]
+        record = self._record(cid)
+        if not record["State"]["Running"]:
+            raise errors.Conflict(f"Container {cid} is not running")
+        body = entry["_body"]
+        process = self._exec_process(record, body)
+        shim = ShimClient(self._state_dir(cid))
+        entry["Running"] = True
+        try:
+            pid, reader, writer = await shim.exec(exec_id, process,
+                                                  stdin=entry["OpenStdin"] and not detach,
+                                                  detach=detach)
+        except BaseException:
+            entry["Running"] = False
+            raise
+        entry["Pid"] = pid
+        self._emit(f"exec_start: {' '.join(body['Cmd'])}", record, execID=exec_id)
+        entry["_waiter"] = self._spawn_task(self._exec_wait(cid, exec_id))
+        if detach:
+            writer.close()
+            return None
+        return reader, writer
+
+    async def _exec_wait(self, cid: str, exec_id: str) -> None:
+        entry = self._execs.get(exec_id)
+        if entry is None:
+            return
+        try:
+            reply = await ShimClient(self._state_dir(cid)).request("exec_wait", exec_id=exec_id)
+            code = int(reply.get("exit_code") if reply.get("exit_code") is not None else 126)
+        except (errors.BerthError, OSError):
+            code = 126
+        entry.update({"Running": False, "ExitCode": code})
+        with contextlib.suppress(errors.NotFound):
+            self._emit("exec_die", self._record(cid), execID=exec_id, exitCode=str(code))
+
+    async def wait_exec(self, exec_id: str) -> None:
+        """Until the exec's exit code is known (after its stream ended)."""
+        entry = self._execs.get(exec_id)
+        waiter = entry.get("_waiter") if entry else None
+        if waiter is not None:
+            await asyncio.shield(waiter)
+
+    async def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        entry = self._execs.get(exec_id)
+        if entry is None:
+            raise errors.NotFound(f"No such exec instance: {exec_id}")
+        if not entry["Running"]:
+            raise errors.Conflict(f"Exec {exec_id} is not running")
+        await ShimClient(self._state_dir(entry["ContainerID"])).request(
+            "exec_resize", exec_id=exec_id, height=height, width=width)
+
+    def _forget_execs(self, live: _Live) -> None:
+        for exec_id in live.exec_ids:
+            self._execs.pop(exec_id, None)
+        live.exec_ids.clear()
+
+    # -- top, stats, pause, update, rename ------------------------------------------------
+
+    def _running(self, ref: str) -> dict[str, Any]:
+        record = self._record(ref)
+        if not record["State"]["Running"]:
+            raise errors.Conflict(f"Container {record['Id']} is not running")
+        return record
+
+    async def _pids(self, record: dict[str, Any]) -> list[int]:
+        """The container's host pids: from the shim, else every process in init's pid
+        namespace (the same set, found by /proc)."""
+        try:
+            reply = await ShimClient(self._state_dir(record["Id"])).request("pids")
+            return [int(p) for p in reply.get("pids") or []]
+        except errors.NotImplementedYet:
+            return await asyncio.to_thread(_pids_in_namespace, record["State"]["Pid"])
+
+    async def top(self, ref: str, ps_args: str | None) -> dict[str, Any]:
+        record = self._running(ref)
+        pids = set(await self._pids(record))
+        args = (ps_args or "-ef").split()
+        proc = await asyncio.create_subprocess_exec(
+            "ps", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        if proc.returncode:
+            raise errors.InvalidArgument(f"ps: {err.decode(errors='replace').strip()}")
+        lines = out.decode(errors="replace").splitlines()
+        if not lines:
+            return {"Titles": [], "Processes": []}
+        titles = lines[0].split()
+        try:
+            pid_col = titles.index("PID")
+        except ValueError:
+            raise errors.InvalidArgument("Couldn't find PID field in ps output") from None
+        processes = []
+        for line in lines[1:]:
+            fields = line.split(None, len(titles) - 1)
+            if len(fields) > pid_col and fields[pid_col].isdigit() and int(
+                    fields[pid_col]) in pids:
+                processes.append(fields)
+        return {"Titles": titles, "Processes": processes}
+
+    async def stats_once(self, ref: str, previous: dict[str, Any] | None) -> dict[str, Any]:
+        """One sample in Docker's stats JSON; ``previous`` fills precpu_stats."""
+        record = self._record(ref)
+        now = rfc3339_nano()
+        empty = {"cpu_stats": {"cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+                 "memory_stats": {}, "pids_stats": {}, "blkio_stats": {}}
+        if record["State"]["Running"]:
+            reply = await ShimClient(self._state_dir(record["Id"])).request("stats")
+            sample = reply.get("stats") or empty
+        else:
+            sample = empty
+        out = {"read": now, "preread": previous["read"] if previous else ZERO_TIME,
+               **sample, "num_procs": 0, "storage_stats": {},
+               "precpu_stats": (previous or {}).get("cpu_stats") or {
+                   "cpu_usage": {"total_usage": 0}, "throttling_data": {}},
+               "name": record["Name"], "id": record["Id"], "networks": {}}
+        return out
+
+    async def stats(self, ref: str, stream: bool, one_shot: bool) -> AsyncIterator[bytes]:
+        record = self._record(ref)
+        cid = record["Id"]
+        first = await self.stats_once(cid, None)
+
+        async def samples() -> AsyncIterator[bytes]:
+            previous = first
+            if not stream:
+                if not one_shot and record["State"]["Running"]:
+                    await asyncio.sleep(1)
+                    previous = await self.stats_once(cid, previous)
+                yield json.dumps(previous).encode() + b"\n"
+                return
+            yield json.dumps(previous).encode() + b"\n"
+            while True:
+                await asyncio.sleep(1)
+                try:
+                    previous = await self.stats_once(cid, previous)
+                except (errors.NotFound, ShimGone):
+                    return
+                yield json.dumps(previous).encode() + b"\n"
+
+        return samples()
+
+    async def pause(self, ref: str) -> None:
+        record = self._running(ref)
+        if record["State"]["Paused"]:
+            raise errors.Conflict(f"Container {record['Id']} is already paused")
+        await ShimClient(self._state_dir(record["Id"])).request("pause")
+        await self._set_paused(record["Id"], True)
+        self._emit("pause", record)
+
+    async def unpause(self, ref: str) -> None:
+        record = self._running(ref)
+        if not record["State"]["Paused"]:
+            raise errors.Conflict(f"Container {record['Id']} is not paused")
+        await ShimClient(self._state_dir(record["Id"])).request("resume")
+        await self._set_paused(record["Id"], False)
+        self._emit("unpause", record)
+
+    async def _set_paused(self, cid: str, paused: bool) -> None:
+        async with self._live_for(cid).lock:
+            record = self._record(cid)
+            record["State"]["Paused"] = paused
+            record["State"]["Status"] = "paused" if paused else "running"
+            await self._save(record)
+
+    async def update(self, ref: str, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise errors.InvalidArgument("update config cannot be empty")
+        record = self._record(ref)
+        cid = record["Id"]
+        async with self._live_for(cid).lock:
+            record = self._record(cid)
+            host_config = dict(record["HostConfig"])
+            for key, value in body.items():
+                if key == "RestartPolicy" and value or value not in (None, 0, "", []):
+                    host_config[key] = value
+            if body.get("Memory") and not body.get("MemorySwap") and host_config.get(
+                    "MemorySwap", 0) and host_config["MemorySwap"] < body["Memory"]:
+                host_config["MemorySwap"] = 0
+            specs.validate_host_config(host_config)
+            if record["State"]["Running"]:
+                await ShimClient(self._state_dir(cid)).request(
+                    "update", resources=specs.resources(host_config))
+            record["HostConfig"] = host_config
+            await self._save(record)
+        self._emit("update", record)
+        return {"Warnings": []}
+
+    async def rename(self, ref: str, new_name: str) -> None:
+        if not new_name:
+            raise errors.InvalidArgument("Neither old nor new names may be empty")
+        name = validate_name(new_name)
+        record = self._record(ref)
+        cid = record["Id"]
+        old = record["Name"]
+        if old.lstrip("/") == name:
+            raise errors.InvalidArgument("Renaming a container with the same name as its "
+                                         "current name")
+        async with self._live_for(cid).lock:
+            await asyncio.to_thread(self.db.rename_container, cid, name)
+            record = self._record(cid)
+            record["Name"] = "/" + name
+            await self._save(record)
+        self._emit("rename", record, oldName=old)
+
+    async def restart(self, ref: str, timeout: int | None, signal: str | None) -> None:
+        record = self._record(ref)
+        await self.stop(record["Id"], timeout, signal)
+        await self.start(record["Id"])
+        record = self._record(record["Id"])
+        self._emit("restart", record)
+
+    async def prune(self, filters: dict[str, list[str]]) -> dict[str, Any]:
+        until = filters.get("until") or []
+        labels = {k: v for k, v in filters.items() if k in ("label", "label!")}
+        deleted: list[str] = []
+        reclaimed = 0
+        for row in await asyncio.to_thread(self.db.list_containers):
+            record = _record_of(row)
+            if record["State"]["Running"] or record["State"].get("Restarting"):
+                continue
+            if until and _parse_time(record["Created"]) >= _until_time(until[0]):
+                continue
+            if labels and not _label_filters(record, labels):
+                continue
+            upper = (record["GraphDriver"].get("Data") or {}).get("UpperDir")
+            if upper:
+                reclaimed += await asyncio.to_thread(_du, upper)
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self.remove(record["Id"])
+                deleted.append(record["Id"])
+        return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
+
+    # -- filesystem: archive, export, changes ---------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _rootfs(self, ref: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """The container's root as the daemon can reach it: a running one's through
+        /proc/<init>/root (its own mounts, volumes included), a stopped one's overlay
+        mounted privately for the duration (under the container's lock, so it cannot
+        start meanwhile)."""
+        record = self._record(ref)
+        cid = record["Id"]
+        if record["State"]["Running"] and record["State"]["Pid"]:
+            root = f"/proc/{record['State']['Pid']}/root"
+            if os.path.isdir(root):
+                yield root, record
+                return
+        live = self._live_for(cid)
+        async with live.lock:
+            record = self._record(cid)
+            mounts = await asyncio.to_thread(self.images.rootfs_mounts, cid)
+            cm = _mounted_rootfs(self.exec_root, cid, mounts)
+            root = await asyncio.to_thread(cm.__enter__)
+            try:
+                yield root, record
+            finally:
+                await asyncio.to_thread(cm.__exit__, None, None, None)
+
+    async def archive_stat(self, ref: str, path: str) -> dict[str, Any]:
+        async with self._rootfs(ref) as (root, _):
+            res = await asyncio.to_thread(fs.resolve, root, path)
+            return await asyncio.to_thread(fs.stat_of, res, path)
+
+    async def archive_get(self, ref: str, path: str
+                          ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
+        """(path stat, tar chunks) of ``path``; the tar's top entry is the path's base name."""
+        cm = self._rootfs(ref)
+        root, _ = await cm.__aenter__()
+        try:
+            res = await asyncio.to_thread(fs.resolve, root, path)
+            path_stat = await asyncio.to_thread(fs.stat_of, res, path)
+        except BaseException:
+            await cm.__aexit__(None, None, None)
+            raise
+        rebase = os.path.basename(path.rstrip("/")) if not path.endswith("/.") else "."
+        rebase = rebase or res.name or "."
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in _threaded_tar(lambda out: fs.write_tree_tar(res, rebase,
+                                                                               out)):
+                    yield chunk
+            finally:
+                await cm.__aexit__(None, None, None)
+
+        return path_stat, chunks()
+
+    async def archive_put(self, ref: str, path: str, body: AsyncIterator[bytes],
+                          no_overwrite_dir_non_dir: bool = False) -> None:
+        """Unpack a tar into the directory ``path`` of the container, never outside it."""
+        from berth.archive import WhiteoutMode, apply_layer
+
+        async with self._rootfs(ref) as (root, record):
+            res = await asyncio.to_thread(fs.resolve, root, path.rstrip("/") + "/")
+            target = res.host_path
+            if not os.path.isdir(target) or os.path.islink(target):
+                raise errors.InvalidArgument("extraction point is not a directory")
+            if record["HostConfig"].get("ReadonlyRootfs") and not any(
+                    (p.get("RW") and path.startswith(p["Destination"]))
+                    for p in record.get("Mounts") or []):
+                raise errors.PermissionDenied("container rootfs is marked read-only")
+            read_fd, write_fd = os.pipe()
+            reader = os.fdopen(read_fd, "rb")
+
+            def apply() -> None:
+                with reader:
+                    apply_layer(reader, target, whiteouts=WhiteoutMode.REMOVE)
+
+            applying = asyncio.ensure_future(asyncio.to_thread(apply))
+            try:
+                with os.fdopen(write_fd, "wb", buffering=0) as writer:
+                    async for chunk in body:
+                        if applying.done():
+                            break
+                        await asyncio.to_thread(writer.write, chunk)
+            except BrokenPipeError:
+                pass
+            finally:
+                await applying
+
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        from berth.archive import write_tar
+
+        cm = self._rootfs(ref)
+        root, _ = await cm.__aenter__()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in _threaded_tar(lambda out: write_tar(root, out)):
+                    yield chunk
+            finally:
+                await cm.__aexit__(None, None, None)
+
+        return chunks()
+
+    async def changes(self, ref: str) -> list[dict[str, Any]]:
+        record = self._record(ref)
+        data = record["GraphDriver"].get("Data") or {}
+        upper = data.get("UpperDir")
+        if not upper:
+            return []
+        lowers = (data.get("LowerDir") or "").split(":")
+        return await asyncio.to_thread(fs.changes, upper, [lo for lo in lowers if lo])
 
     # -- daemon lifecycle ----------------------------------------------------------------------
 
@@ -740,8 +1398,20 @@ def _summary(record: dict[str, Any]) -> dict[str, Any]:
         "Status": _status_text(record["State"]),
         "HostConfig": {"NetworkMode": record["HostConfig"].get("NetworkMode", "default")},
         "NetworkSettings": {"Networks": record["NetworkSettings"].get("Networks") or {}},
-        "Mounts": record.get("Mounts") or [],
+        "Mounts": [_mount_view(p) for p in record.get("Mounts") or []],
     }
+
+
+_MOUNT_KEYS = ("Type", "Name", "Source", "Destination", "Driver", "Mode", "RW", "Propagation")
+
+
+def _mount_view(point: dict[str, Any]) -> dict[str, Any]:
+    """A stored mount point as Docker shows it (bookkeeping fields left out)."""
+    view = {k: point[k] for k in _MOUNT_KEYS if k in point}
+    if point.get("Type") != "volume":
+        view.pop("Name", None)
+        view.pop("Driver", None)
+    return view
 
 
 def _matches(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
@@ -752,9 +1422,17 @@ def _matches(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
             if not any(record["Id"].startswith(v) for v in values):
                 return False
         elif key == "name":
-            if not any(v.lstrip("/") in record["Name"][1:] for v in values):
+            import re
+
+            if not any(re.search(v.lstrip("/") if not v.startswith("^/") else "^" + v[2:],
+                                 record["Name"][1:]) for v in values):
                 return False
         elif key == "status":
+            for v in values:
+                if v not in ("created", "restarting", "running", "removing", "paused",
+                             "exited", "dead"):
+                    raise errors.InvalidArgument(
+                        f"invalid filter 'status={v}': Invalid filter 'status={v}'")
             if record["State"]["Status"] not in values:
                 return False
         elif key == "exited":
@@ -767,6 +1445,28 @@ def _matches(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
                 k, eq, want = v.partition("=")
                 if k not in labels or (eq and labels[k] != want):
                     return False
+        elif key == "volume":
+            mounts = record.get("Mounts") or []
+            if not any(p.get("Name") in values or p.get("Source") in values or
+                       p.get("Destination") in values for p in mounts):
+                return False
+        elif key == "network":
+            networks = record["NetworkSettings"].get("Networks") or {}
+            mode = record["HostConfig"].get("NetworkMode", "default")
+            if not any(v in networks or v == mode or
+                       any(n.get("NetworkID", "").startswith(v) for n in networks.values()
+                           if isinstance(n, dict)) for v in values):
+                return False
+        elif key == "health":
+            health = (record["State"].get("Health") or {}).get("Status", "none")
+            if health not in values:
+                return False
+        elif key == "is-task":
+            if "true" in values:
+                return False
+        elif key in ("label!",):
+            if not _label_filters(record, {key: values}):
+                return False
         elif key == "ancestor":
             if not any(v in (record["Config"].get("Image"), record["Image"]) or
                        record["Image"].split(":")[-1].startswith(v) for v in values):
@@ -775,3 +1475,94 @@ def _matches(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
             raise errors.InvalidArgument(f"invalid filter '{key}'")
     return True
 
+
+
+def _pids_in_namespace(init_pid: int) -> list[int]:
+    try:
+        target = os.readlink(f"/proc/{init_pid}/ns/pid")
+    except OSError:
+        return []
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.readlink(f"/proc/{entry}/ns/pid") == target:
+                pids.append(int(entry))
+        except OSError:
+            continue
+    return pids
+
+
+def _du(path: str) -> int:
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_blocks * 512
+    return total
+
+
+def _until_time(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return _parse_time(text)
+
+
+def _label_filters(record: dict[str, Any], filters: dict[str, list[str]]) -> bool:
+    labels = record["Config"].get("Labels") or {}
+    for v in filters.get("label") or []:
+        k, eq, want = v.partition("=")
+        if k not in labels or (eq and labels[k] != want):
+            return False
+    for v in filters.get("label!") or []:
+        k, eq, want = v.partition("=")
+        if k in labels and (not eq or labels[k] == want):
+            return False
+    return True
+
+
+@contextlib.contextmanager
+def _mounted_rootfs(exec_root: str, cid: str, mounts: list[dict[str, Any]]) -> Any:
+    """Mount a stopped container's rootfs at a private mount point of the daemon's own."""
+    from berth import linux
+
+    target = os.path.join(exec_root, "rootfs-access", f"{cid}-{new_id()[:8]}")
+    os.makedirs(target, mode=0o700)
+    mounted = False
+    try:
+        for mount in mounts:
+            options = ",".join(mount.get("options") or [])
+            flags = linux.MS_BIND if mount.get("type") == "bind" else 0
+            linux.mount(mount.get("source"), target, mount.get("type"), flags, options or None)
+            mounted = True
+        linux.mount(None, target, None, linux.MS_PRIVATE)
+        yield target
+    finally:
+        if mounted:
+            with contextlib.suppress(OSError):
+                linux.umount2(target, linux.MNT_DETACH)
+        with contextlib.suppress(OSError):
+            os.rmdir(target)
+
+
+async def _threaded_tar(write: Callable[[Any], None]) -> AsyncIterator[bytes]:
+    """Run a blocking tar writer in a thread and yield its output as it comes."""
+    read_fd, write_fd = os.pipe()
+
+    def produce() -> None:
+        with os.fdopen(write_fd, "wb") as out, contextlib.suppress(BrokenPipeError):
+            write(out)
+
+    producing = asyncio.ensure_future(asyncio.to_thread(produce))
+    reader = os.fdopen(read_fd, "rb", buffering=0)
+    try:
+        while True:
+            chunk = await asyncio.to_thread(reader.read, 1 << 20)
+            if not chunk:
+                break
+            yield chunk
+    finally:
+        reader.close()
+        await producing

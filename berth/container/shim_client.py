@@ -26,11 +26,18 @@ class ShimGone(errors.Unavailable):
     """The shim's socket is gone: the shim exited (or the host rebooted)."""
 
 
+# Operations a shim started by an older build may not know; it closes the connection on them.
+_NEW_OPS = frozenset({"stats", "pids", "pause", "resume", "update", "exec", "exec_wait",
+                      "exec_state", "exec_resize"})
+
+
 def _raise_for(reply: dict[str, Any]) -> dict[str, Any]:
     if reply.get("ok"):
         return reply
     message = reply.get("error") or "shim request failed"
     kind = reply.get("kind") or "BerthError"
+    if "unknown op" in message or "unknown operation" in message:
+        raise errors.NotImplementedYet(f"the container's monitor: {message}")
     if kind == "RuntimeFailure":
         raise errors.RuntimeFailure(message, int(reply.get("exit_code") or 125))
     cls = getattr(errors, kind, None)
@@ -90,6 +97,9 @@ async def _call(path: str, request: dict[str, Any],
         raise
     if not line:
         writer.close()
+        if request.get("op") in _NEW_OPS:
+            raise errors.NotImplementedYet(
+                f"the container's monitor does not support {request.get('op')!r} yet")
         raise ShimGone(f"{path} closed the connection during {request.get('op')}")
     try:
         reply = json.loads(line)
@@ -156,3 +166,14 @@ class ShimClient:
             keep=True)
         assert reader is not None and writer is not None
         return reader, writer
+
+    async def exec(self, exec_id: str, process: dict[str, Any], stdin: bool,
+                   detach: bool) -> tuple[int, asyncio.StreamReader, asyncio.StreamWriter]:
+        """Start a process in the container; the connection then streams like attach."""
+        reply, reader, writer = await _call(
+            self.socket_path,
+            {"op": "exec", "exec_id": exec_id, "process": process, "stdin": stdin,
+             "detach": detach},
+            keep=True)
+        assert reader is not None and writer is not None
+        return int(reply.get("pid") or 0), reader, writer

@@ -114,18 +114,28 @@ class Daemon:
     async def run(self) -> None:
         from berth.api.app import Services, build_router, error_response
         from berth.container.service import ContainerService
+        from berth.events.bus import EventBus
         from berth.http.server import Server
         from berth.image.service import ImageService
         from berth.metadata.store import MetadataStore
+        from berth.volume import VolumeService
 
         db = await asyncio.to_thread(MetadataStore, os.path.join(self.data_root, "berth.db"))
         images = ImageService(self.data_root, db)
-        containers = ContainerService(self.data_root, self.exec_root, db, images)
+        events = await asyncio.to_thread(EventBus, self.data_root)
+        events.bind(asyncio.get_running_loop())
+        volumes = VolumeService(
+            self.data_root,
+            emit=lambda action, name, attrs: events.emit("volume", action, name, attrs))
+        containers = ContainerService(self.data_root, self.exec_root, db, images,
+                                      volumes=volumes, events=events)
+        volumes.in_use = containers.volume_users
         await containers.restore()
         info = {"data_root": self.data_root, "exec_root": self.exec_root,
                 "debug": self.args.debug, "live_restore": self.args.live_restore,
                 "id": _daemon_id(self.data_root)}
-        router = build_router(Services(containers=containers, images=images, info=info))
+        router = build_router(Services(containers=containers, images=images, info=info,
+                                       volumes=volumes, events=events))
         server = Server(router, error_response, server_header=f"berth/{__version__} (linux)")
         for host in self.hosts:
             await self._listen(server, host)

@@ -1,0 +1,230 @@
+"""A container's filesystem seen from the daemon: paths resolved as a chroot would, stats in
+Go's FileMode bits, and tar streams in and out (``docker cp``, ``export``, ``changes``).
+
+Safety: a path from the client is cleaned lexically, then walked one component at a time
+from a directory fd of the container root with ``O_NOFOLLOW``; a symlink met on the way is
+read and resolved by us inside the root (an absolute target restarts at the root, ``..``
+stops there). So ``../../etc`` and links pointing outside never reach a host file. The final
+component is not followed unless the path ends with ``/`` or ``/.``, as Docker does.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import stat
+from typing import Any
+
+from berth import errors
+
+__all__ = ["Resolved", "path_stat_header", "resolve", "stat_of"]
+
+_O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_HOPS = 40
+
+# Go's os.FileMode type bits, which the docker CLI decodes from X-Docker-Container-Path-Stat.
+_GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26
+_GO_PIPE, _GO_SOCKET, _GO_SETUID, _GO_SETGID = 1 << 25, 1 << 24, 1 << 23, 1 << 22
+_GO_CHAR, _GO_STICKY = 1 << 21, 1 << 20
+
+
+class Resolved:
+    """A path inside the root: the symlink-free parent components and the final name."""
+
+    def __init__(self, root: str, parent: tuple[str, ...], name: str) -> None:
+        self.root = root
+        self.parent = parent
+        self.name = name
+
+    @property
+    def host_path(self) -> str:
+        """The path through the root, every component a real directory when resolved."""
+        return os.path.join(self.root, *self.parent, *((self.name,) if self.name else ()))
+
+    @property
+    def parent_path(self) -> str:
+        return os.path.join(self.root, *self.parent)
+
+
+def _walk(root_fd: int, parts: collections.deque[str], follow_last: bool) -> list[str]:
+    cur: list[str] = []
+    hops = 0
+    while parts:
+        comp = parts.popleft()
+        if comp in ("", "."):
+            continue
+        if comp == "..":
+            if cur:
+                cur.pop()
+            continue
+        fd = _open_dir(root_fd, cur)
+        try:
+            try:
+                st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if parts and any(p not in ("", ".") for p in parts):
+                    raise
+                cur.append(comp)
+                return cur
+            last = not any(p not in ("", ".") for p in parts)
+            if stat.S_ISLNK(st.st_mode) and (not last or follow_last):
+                hops += 1
+                if hops > _MAX_HOPS:
+                    raise errors.InvalidArgument("too many levels of symbolic links")
+                target = os.readlink(comp, dir_fd=fd)
+                if target.startswith("/"):
+                    cur = []
+                parts.extendleft(reversed(target.split("/")))
+                continue
+            if not last and not stat.S_ISDIR(st.st_mode):
+                raise errors.InvalidArgument(f"{comp}: not a directory")
+            cur.append(comp)
+        finally:
+            if fd != root_fd:
+                os.close(fd)
+    return cur
+
+
+def _open_dir(root_fd: int, parts: list[str]) -> int:
+    fd = root_fd
+    for comp in parts:
+        nfd = os.open(comp, _O_DIR, dir_fd=fd)
+        if fd != root_fd:
+            os.close(fd)
+        fd = nfd
+    return fd
+
+
+def resolve(root: str, path: str) -> Resolved:
+    """Resolve ``path`` (as the container would see it) under ``root``; missing final
+    components are allowed (a PUT target's parent must exist; the caller checks)."""
+    if not path:
+        raise errors.InvalidArgument("path is empty")
+    follow_last = path.endswith("/") or path.endswith("/.")
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            comps = _walk(root_fd, collections.deque(path.split("/")), follow_last)
+        except FileNotFoundError:
+            raise errors.NotFound(f"Could not find the file {path} in container") from None
+        except NotADirectoryError:
+            raise errors.InvalidArgument(f"{path}: not a directory") from None
+    finally:
+        os.close(root_fd)
+    if not comps:
+        return Resolved(root, (), "")
+    return Resolved(root, tuple(comps[:-1]), comps[-1])
+
+
+def stat_of(res: Resolved, shown_name: str) -> dict[str, Any]:
+    """Docker's ``PathStat`` for a resolved path (the link itself, not its target)."""
+    try:
+        st = os.lstat(res.host_path)
+    except FileNotFoundError:
+        raise errors.NotFound(f"Could not find the file {shown_name} in container") from None
+    mode = st.st_mode
+    go = stat.S_IMODE(mode) & 0o777
+    if mode & stat.S_ISUID:
+        go |= _GO_SETUID
+    if mode & stat.S_ISGID:
+        go |= _GO_SETGID
+    if mode & stat.S_ISVTX:
+        go |= _GO_STICKY
+    link = ""
+    if stat.S_ISDIR(mode):
+        go |= _GO_DIR
+    elif stat.S_ISLNK(mode):
+        go |= _GO_SYMLINK
+        link = os.readlink(res.host_path)
+    elif stat.S_ISFIFO(mode):
+        go |= _GO_PIPE
+    elif stat.S_ISSOCK(mode):
+        go |= _GO_SOCKET
+    elif stat.S_ISCHR(mode):
+        go |= _GO_DEVICE | _GO_CHAR
+    elif stat.S_ISBLK(mode):
+        go |= _GO_DEVICE
+    from datetime import UTC, datetime
+
+    mtime = datetime.fromtimestamp(st.st_mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    name = res.name or "/"
+    return {"name": name, "size": st.st_size, "mode": go, "mtime": mtime,
+            "linkTarget": link}
+
+
+def path_stat_header(path_stat: dict[str, Any]) -> str:
+    return base64.b64encode(json.dumps(path_stat).encode()).decode()
+
+
+def write_tree_tar(res: Resolved, rebase: str, out: Any) -> None:
+    """Write the resolved path as a tar whose top entry is named ``rebase``; symlinks are
+    archived as links, never followed."""
+    import tarfile
+
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT,
+                      encoding="utf-8", errors="surrogateescape") as tar:
+
+        def add(path: str, name: str) -> bool:
+            st = os.lstat(path)
+            info = tarfile.TarInfo(name)
+            info.mode = stat.S_IMODE(st.st_mode)
+            info.uid, info.gid = st.st_uid, st.st_gid
+            info.mtime = int(st.st_mtime)
+            m = st.st_mode
+            if stat.S_ISREG(m):
+                info.size = st.st_size
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as f:
+                    tar.addfile(info, f)
+                return False
+            if stat.S_ISDIR(m):
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+                return True
+            if stat.S_ISLNK(m):
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+            elif stat.S_ISFIFO(m):
+                info.type = tarfile.FIFOTYPE
+            elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
+                info.type = tarfile.CHRTYPE if stat.S_ISCHR(m) else tarfile.BLKTYPE
+                info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+            else:
+                return False
+            tar.addfile(info)
+            return False
+
+        def walk(path: str, name: str) -> None:
+            for entry in sorted(os.listdir(path)):
+                child = os.path.join(path, entry)
+                if add(child, f"{name}/{entry}"):
+                    walk(child, f"{name}/{entry}")
+
+        top = res.host_path
+        if add(top, rebase):
+            walk(top, rebase)
+
+
+def changes(upper: str, lowers: list[str]) -> list[dict[str, Any]]:
+    """``docker diff`` from an overlay upper directory: 0 modified, 1 added, 2 deleted."""
+    out: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(upper):
+        rel_dir = os.path.relpath(dirpath, upper)
+        for name in sorted(dirnames + filenames):
+            full = os.path.join(dirpath, name)
+            rel = "/" + os.path.normpath(os.path.join(rel_dir, name)).lstrip("./")
+            if rel_dir == ".":
+                rel = "/" + name
+            try:
+                st = os.lstat(full)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
+                out.append({"Path": rel, "Kind": 2})
+                continue
+            in_lower = any(os.path.lexists(os.path.join(low, rel.lstrip("/")))
+                           for low in lowers)
+            out.append({"Path": rel, "Kind": 0 if in_lower else 1})
+    out.sort(key=lambda c: c["Path"])
+    return out
