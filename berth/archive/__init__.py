@@ -4,7 +4,7 @@ and write a directory back as a tar. Imports layer 0 only."""
 from berth.archive.apply import ApplyResult, WhiteoutMode, apply_layer, clean_path
 from berth.archive.compression import Compression, compressor, detect, open_decompressed
 from berth.archive.tar import Entry, Limits, TarReader, TarType
-from berth.archive.write import write_tar
+from berth.archive.write import write_items, write_merged, write_tar
 
 __all__ = [
     "ApplyResult",
@@ -19,5 +19,7 @@ __all__ = [
     "compressor",
     "detect",
     "open_decompressed",
+    "write_items",
+    "write_merged",
     "write_tar",
 ]

@@ -26,7 +26,7 @@ from berth.errors import InvalidArgument, NotFound
 from berth.oci.digest import Digest
 from berth.util import fsync_dir
 
-__all__ = ["ContentStore", "Info", "LocalStore"]
+__all__ = ["ContentStore", "Info", "LocalStore", "Writer"]
 
 _CHUNK = 1 << 20
 
@@ -49,6 +49,7 @@ class ContentStore(Protocol):
 
     def ingest(self, stream: _Readable, expected: str | None = None,
                size: int | None = None) -> Info: ...
+    def writer(self) -> Writer: ...
     def put(self, data: bytes, expected: str | None = None) -> Info: ...
     def open(self, digest: str) -> BinaryIO: ...
     def read(self, digest: str) -> bytes: ...
@@ -72,6 +73,11 @@ class LocalStore:
     def path(self, digest: str) -> str:
         return os.path.join(self._blobs, Digest(digest).hex)
 
+    def writer(self) -> Writer:
+        """An ingest written piece by piece (a tar being produced, a download): ``write``,
+        then ``commit`` to verify and publish, or ``abort``."""
+        return Writer(self)
+
     def ingest(self, stream: _Readable, expected: str | None = None,
                size: int | None = None) -> Info:
         """Copy ``stream`` into the store, verifying ``expected`` digest and ``size`` if given.
@@ -82,36 +88,25 @@ class LocalStore:
         want = Digest(expected) if expected is not None else None
         if size is not None and size < 0:
             raise InvalidArgument(f"invalid blob size {size}")
-        h = hashlib.sha256()
-        total = 0
-        fd, tmp = tempfile.mkstemp(prefix="blob-", dir=self._ingest)
+        w = Writer(self)
         try:
-            with os.fdopen(fd, "wb") as f:
-                while True:
-                    limit = _CHUNK if size is None else min(_CHUNK, size + 1 - total)
-                    if limit <= 0:
-                        raise InvalidArgument(
-                            f"blob {want or ''} is larger than the expected {size} bytes")
-                    chunk = stream.read(limit)
-                    if not chunk:
-                        break
-                    h.update(chunk)
-                    f.write(chunk)
-                    total += len(chunk)
-                f.flush()
-                os.fsync(f.fileno())
-            got = Digest.from_hex(h.hexdigest())
-            if size is not None and total != size:
-                raise InvalidArgument(
-                    f"blob {want or got} size mismatch: expected {size} bytes, got {total}")
-            if want is not None and got != want:
-                raise InvalidArgument(f"digest mismatch: expected {want}, got {got}")
-            os.chmod(tmp, 0o444)
-            os.replace(tmp, os.path.join(self._blobs, got.hex))
+            while True:
+                limit = _CHUNK if size is None else min(_CHUNK, size + 1 - w.size)
+                if limit <= 0:
+                    raise InvalidArgument(
+                        f"blob {want or ''} is larger than the expected {size} bytes")
+                chunk = stream.read(limit)
+                if not chunk:
+                    break
+                w.write(chunk)
+            return w.commit(expected, size)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+            w.abort()
             raise
+
+    def _publish(self, tmp: str, got: Digest) -> Info:
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, os.path.join(self._blobs, got.hex))
         fsync_dir(self._blobs)
         return self.info(got)
 
@@ -161,3 +156,49 @@ class LocalStore:
                 os.unlink(os.path.join(self._ingest, name))
                 n += 1
         return n
+
+
+class Writer:
+    """One ingest in ``ingest/``: hashed and counted as written; visible only once committed."""
+
+    def __init__(self, store: LocalStore) -> None:
+        self._store = store
+        fd, self._tmp = tempfile.mkstemp(prefix="blob-", dir=store._ingest)
+        self._f: BinaryIO | None = os.fdopen(fd, "wb")
+        self._h = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        assert self._f is not None, "write after commit or abort"
+        self._h.update(data)
+        self._f.write(data)
+        self.size += len(data)
+        return len(data)
+
+    def commit(self, expected: str | None = None, size: int | None = None) -> Info:
+        """Flush, fsync, verify ``expected``/``size``, publish; aborts on a mismatch."""
+        assert self._f is not None, "commit after commit or abort"
+        try:
+            self._f.flush()
+            os.fsync(self._f.fileno())
+            self._f.close()
+            self._f = None
+            got = Digest.from_hex(self._h.hexdigest())
+            want = Digest(expected) if expected is not None else None
+            if size is not None and self.size != size:
+                raise InvalidArgument(
+                    f"blob {want or got} size mismatch: expected {size} bytes, got {self.size}")
+            if want is not None and got != want:
+                raise InvalidArgument(f"digest mismatch: expected {want}, got {got}")
+            info = self._store._publish(self._tmp, got)
+        except BaseException:
+            self.abort()
+            raise
+        return info
+
+    def abort(self) -> None:
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._tmp)

@@ -26,13 +26,22 @@ import fnmatch
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from berth.archive import Compression, WhiteoutMode, apply_layer, open_decompressed
+from berth.archive import (
+    Compression,
+    WhiteoutMode,
+    apply_layer,
+    open_decompressed,
+    write_merged,
+    write_tar,
+)
+from berth.archive.diff import changes, ignored
 from berth.content import LocalStore
 from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
@@ -55,6 +64,14 @@ from berth.util.humanize import human_size
 __all__ = ["ImageRecord", "ImageService"]
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
+DOCKER_VERSION = "25.0.0"
+# Mount points the runtime makes in a container's upper directory; Docker keeps them in an
+# "init" layer, so they are not the container's changes.
+RUNTIME_MOUNTPOINTS = frozenset({
+    ".dockerenv", "etc/hostname", "etc/hosts", "etc/resolv.conf", "dev", "dev/console",
+    "dev/pts", "dev/shm", "dev/mqueue", "proc", "sys",
+})
 EXTRACT_PREFIX = "extract-"
 
 
@@ -739,6 +756,146 @@ class ImageService:
         """Drop a container's snapshot; a missing one is fine (removal is retried on crash)."""
         with contextlib.suppress(NotFound):
             self.snapshots.remove(container_key)
+
+    # -- a container's changes: diff, export, commit ---------------------------
+    def _container_layers(self, container_key: str) -> tuple[list[str], set[str]]:
+        """The container's layer directories (its upper first) and what to leave out."""
+        dirs = self.snapshots.layer_dirs(container_key)
+        return dirs, ignored(dirs[0], dirs[1:], RUNTIME_MOUNTPOINTS)
+
+    def container_changes(self, container_key: str) -> list[dict[str, Any]]:
+        """``GET /containers/{id}/changes``: Docker's A/C/D list from the upper directory."""
+        dirs, skip = self._container_layers(container_key)
+        return [{"Path": p, "Kind": k} for p, k in changes(dirs[0], dirs[1:], skip)]
+
+    def export_container(self, container_key: str, out: Any) -> None:
+        """``GET /containers/{id}/export``: the flattened tree, without mounting it."""
+        # Docker's export keeps the runtime's mount points (its init layer is part of the
+        # tree), so nothing is left out here.
+        write_merged(self.snapshots.layer_dirs(container_key), out)
+
+    def commit(self, container_key: str, image_id: str, config: dict[str, Any], *,
+               container_id: str = "", run_config: dict[str, Any] | None = None,
+               author: str = "", comment: str = "", reference: str | None = None) -> str:
+        """``POST /commit``: a child of ``image_id`` whose new layer is the container's upper
+        directory (whiteouts included; nothing if unchanged), with ``config`` as its config.
+
+        The layer tar is a function of the upper tree alone, so the same changes give the
+        same diff ID; the blob, the snapshot and the rows are made in the same order as a
+        load (blob, snapshot, then one transaction), so a crash leaves no half image."""
+        ref: Reference | None = None
+        if reference:
+            ref = parse_normalized(reference)
+            if ref.digest:
+                raise InvalidArgument("refusing to create a tag with a digest reference")
+            ref = ref.with_default_tag()
+        parent = self._record(image_id)
+        dirs, skip = self._container_layers(container_key)
+        upper = dirs[0]
+        with self._lock:
+            created = _Created()
+            try:
+                writer = self.content.writer()
+                try:
+                    write_tar(upper, writer, whiteouts=WhiteoutMode.OVERLAY,  # type: ignore[arg-type]
+                              ignore=skip)
+                    existed = False
+                    info = writer.commit()
+                except BaseException:
+                    writer.abort()
+                    raise
+                diff_id = str(info.digest)
+                if diff_id == EMPTY_LAYER:
+                    with contextlib.suppress(NotFound):
+                        if not self._blob_referenced(diff_id):
+                            self.content.delete(diff_id)
+                    diff_ids = list(parent.diff_ids)
+                else:
+                    existed = self._blob_referenced(diff_id)
+                    if not existed:
+                        created.blobs.append(diff_id)
+                    diff_ids = [*parent.diff_ids, diff_id]
+                    chain = chain_ids(diff_ids)[-1]
+                    if not self._have_layer(chain):
+                        self._snapshot_copy(upper, skip, chain, parent.chain_id, created)
+                now = rfc3339_nano()
+                cmd = (run_config or {}).get("Cmd") or []
+                history = {"created": now, "created_by": " ".join(cmd)}
+                if author:
+                    history["author"] = author
+                if comment:
+                    history["comment"] = comment
+                if diff_id == EMPTY_LAYER:
+                    history["empty_layer"] = True
+                pc = parent.config
+                image: dict[str, Any] = {
+                    "architecture": pc.get("architecture") or "amd64",
+                    "config": container_config(config),
+                    "container": container_id,
+                    "container_config": container_config(run_config or {}),
+                    "created": now,
+                    "docker_version": DOCKER_VERSION,
+                    "history": [*(pc.get("history") or []), history],
+                    "os": pc.get("os") or "linux",
+                    "rootfs": {"type": "layers", "diff_ids": diff_ids},
+                }
+                if author:
+                    image["author"] = author
+                if comment:
+                    image["comment"] = comment
+                if pc.get("variant"):
+                    image["variant"] = pc["variant"]
+                config_bytes = go_json(dict(sorted(image.items())))
+                self._put_blob(config_bytes, created)
+                layers = [LayerPlan(path="", diff_id=Digest(d)) for d in parent.diff_ids]
+                if diff_id != EMPTY_LAYER:
+                    layers.append(LayerPlan(path="", diff_id=Digest(diff_id),
+                                            blob_digest=Digest(diff_id),
+                                            media_type=mediatype.DOCKER_LAYER, size=info.size))
+                plan = ImagePlan(config_bytes, image, layers, [ref] if ref else [])
+                with self.db.transaction() as db:
+                    self._write_image(db, plan, now)
+                    db.execute("UPDATE images SET parent=? WHERE id=?",
+                               (parent.id, plan.image_id))
+            except BaseException:
+                self._undo(created)
+                raise
+        return plan.image_id
+
+    def _blob_referenced(self, digest: str) -> bool:
+        row = self.db.read().execute("SELECT 1 FROM layer_blobs WHERE digest=?",
+                                     (digest,)).fetchone()
+        return row is not None
+
+    def _snapshot_copy(self, upper: str, skip: set[str], chain: str, parent: str | None,
+                       created: _Created) -> None:
+        """A committed snapshot ``chain`` holding a copy of ``upper`` (whiteouts, opaque
+        markers, hard links and all): ``cp -a`` copies at the speed of the disk."""
+        key = f"{EXTRACT_PREFIX}{new_id()[:16]}-{chain}"
+        self.snapshots.prepare(key, parent)
+        try:
+            dest = self.snapshots.upperdir(key)
+            subprocess.run(["cp", "-a", "--reflink=auto", "--no-target-directory",
+                            upper, dest], check=True, capture_output=True)
+            for rel in sorted(skip, key=lambda r: -r.count("/")):
+                path = os.path.join(dest, rel)
+                if os.path.isdir(path) and not os.path.islink(path):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            self.snapshots.commit(chain, key)
+        except subprocess.CalledProcessError as e:
+            with contextlib.suppress(NotFound):
+                self.snapshots.remove(key)
+            raise OSError(f"copying the container's changes failed: "
+                          f"{e.stderr.decode(errors='replace').strip()}") from None
+        except BaseException:
+            with contextlib.suppress(NotFound):
+                self.snapshots.remove(key)
+            raise
+        created.snapshots.append(chain)
 
     # -- garbage collection ----------------------------------------------------
     def _gc_layers(self) -> None:
