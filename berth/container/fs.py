@@ -40,7 +40,10 @@ class Resolved:
 
     @property
     def host_path(self) -> str:
-        """The path through the root, every component a real directory when resolved."""
+        """The path through the root, every component a real directory when resolved; the
+        root itself as ``ROOT/.`` (``/proc/PID/root`` is a link to be followed, once)."""
+        if not self.parent and not self.name:
+            return os.path.join(self.root, ".")
         return os.path.join(self.root, *self.parent, *((self.name,) if self.name else ()))
 
     @property
