@@ -6,7 +6,20 @@ It knows nothing of images, the database or asyncio. ``create`` runs the init st
 the stages, ``spec`` for Docker's defaults.
 """
 
-from berth.runtime.container import container_pids, create, delete, kill, start, state
+from berth.runtime.container import (
+    container_pids,
+    create,
+    delete,
+    kill,
+    oom_killed,
+    pause,
+    resume,
+    start,
+    state,
+    stats,
+    update,
+)
 from berth.runtime.spec import default_spec
 
-__all__ = ["container_pids", "create", "default_spec", "delete", "kill", "start", "state"]
+__all__ = ["container_pids", "create", "default_spec", "delete", "kill", "oom_killed", "pause",
+           "resume", "start", "state", "stats", "update"]

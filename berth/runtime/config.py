@@ -152,6 +152,9 @@ class InitConfig:
     no_new_privileges: bool = False
     oom_score_adj: int | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    cgroups_path: str | None = None
+    resources: dict[str, Any] = field(default_factory=dict)
+    cgroup_procs: list[str] = field(default_factory=list)  # filled in by the creator
 
     def has_namespace(self, kind: str) -> bool:
         return any(ns.kind == kind for ns in self.namespaces)
@@ -290,6 +293,23 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
     if (hostname or domainname) and "uts" not in seen:
         raise InvalidArgument("hostname: setting it needs a uts namespace of the container's own")
 
+    resources = lx.get("resources") or {}
+    if not isinstance(resources, dict):
+        raise InvalidArgument("linux.resources: must be an object")
+    cgroups_path = lx.get("cgroupsPath") or None
+    if cgroups_path is not None and not isinstance(cgroups_path, str):
+        raise InvalidArgument("linux.cgroupsPath: must be a string")
+    if cgroups_path is None and resources:
+        cgroups_path = f"berth-runtime/{container_id}"
+    devices = [_device(d) for d in lx.get("devices") or ()]
+    if resources or cgroups_path:
+        # Every device the spec creates is usable, as runc allows them.
+        rules = list(resources.get("devices") or ())
+        rules += [{"allow": True, "type": "c" if d.kind == "u" else d.kind,
+                   "major": d.major, "minor": d.minor, "access": "rwm"}
+                  for d in devices if d.kind != "p"]
+        resources = {**resources, "devices": rules}
+
     user = process.get("user") or {}
     caps = process.get("capabilities")
     size = process.get("consoleSize") or None
@@ -315,7 +335,7 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         rootfs_propagation=PROPAGATION[propagation],
         namespaces=namespaces,
         mounts=mounts,
-        devices=[_device(d) for d in lx.get("devices") or ()],
+        devices=devices,
         masked_paths=list(lx.get("maskedPaths") or ()),
         readonly_paths=list(lx.get("readonlyPaths") or ()),
         hostname=hostname,
@@ -331,4 +351,6 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         no_new_privileges=bool(process.get("noNewPrivileges")),
         oom_score_adj=None if oom is None else int(oom),
         annotations=dict(spec.get("annotations") or {}),
+        cgroups_path=cgroups_path,
+        resources=resources,
     )

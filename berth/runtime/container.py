@@ -38,6 +38,7 @@ from berth.errors import (
     RuntimeFailure,
     Unavailable,
 )
+from berth.runtime import cgroups as _cgroups
 from berth.runtime import config as _config
 from berth.runtime import console as _console
 from berth.runtime import init as _init
@@ -112,7 +113,16 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
     parent_sock: socket.socket | None = None
     fifo_fd = -1
     c1 = init_pid = 0
+    cg: _cgroups.Cgroup | None = None
     try:
+        if cfg.cgroups_path:
+            cg = _cgroups.Cgroup.for_path(cfg.cgroups_path)
+            cg.create()
+            try:
+                cg.apply(cfg.resources)
+            except OSError as e:
+                raise RuntimeFailure(f"cgroups: {e}") from None
+            cfg.cgroup_procs = cg.procs_files()
         os.mkfifo(fifo_path, 0o622)
         made.append(fifo_path)
         os.chmod(fifo_path, 0o622)
@@ -170,6 +180,7 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             "created": rfc3339_nano(),
             "annotations": cfg.annotations,
             "owner": "",
+            "cgroup": cg.to_json() if cg else None,
         }
         atomic_write_json(state_path, state, durable=False)
         made.append(state_path)
@@ -186,6 +197,10 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             # Ours to reap if we cloned it, or as a subreaper once stage 1 is gone.
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(init_pid, 0)
+        if cg is not None:
+            _kill_cgroup(cg)
+            with contextlib.suppress(OSError):
+                cg.destroy()
         for path in made:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
@@ -231,16 +246,34 @@ def _load_state(state_dir: str) -> dict[str, Any]:
         raise NotFound(f"container does not exist: no state in {state_dir}") from None
 
 
+def _cgroup(st: dict[str, Any]) -> _cgroups.Cgroup | None:
+    return _cgroups.Cgroup.from_json(st.get("cgroup"))
+
+
+def _kill_cgroup(cg: _cgroups.Cgroup) -> None:
+    """SIGKILL every process in the cgroup, thawing it so they can die."""
+    for pid in cg.pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if cg.is_frozen():
+        with contextlib.suppress(OSError, Unavailable):
+            cg.thaw()
+
+
 def _status(st: dict[str, Any], state_dir: str) -> str:
     if _proc_start_time(st["pid"]) != st.get("pid_start"):
         return "stopped"
     if os.path.exists(os.path.join(state_dir, EXEC_FIFO)):
         return "created"
+    cg = _cgroup(st)
+    if cg is not None and cg.is_frozen():
+        return "paused"
     return "running"
 
 
 def state(state_dir: str) -> dict[str, Any]:
-    """The OCI state of the container (``status``: created, running or stopped)."""
+    """The OCI state of the container (``status``: created, running, paused (as runc
+    says) or stopped)."""
     st = _load_state(state_dir)
     status = _status(st, state_dir)
     return {
@@ -317,6 +350,11 @@ def container_pids(state_dir: str) -> list[int]:
     """
     st = _load_state(state_dir)
     pid = st["pid"]
+    cg = _cgroup(st)
+    if cg is not None:
+        found = [p for p in cg.pids() if p != pid]
+        alive = _proc_start_time(pid) == st.get("pid_start")
+        return [pid, *found] if alive else found
     if _proc_start_time(pid) != st.get("pid_start"):
         return []
     try:
@@ -348,15 +386,25 @@ def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> Non
     status = _status(st, state_dir)
     if status == "running" and not force:
         raise Conflict("cannot delete a running container (stop it first, or force)")
+    cg = _cgroup(st)
     if status != "stopped":
         for pid in container_pids(state_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        if cg is not None:
+            _kill_cgroup(cg)
         deadline = time.monotonic() + timeout
         while _proc_start_time(st["pid"]) == st.get("pid_start"):
             if time.monotonic() > deadline:
                 raise Unavailable(f"container init {st['pid']} did not die after SIGKILL")
             time.sleep(0.002)
+    if cg is not None:
+        # Without a PID namespace of its own, processes may outlive init: kill them too.
+        _kill_cgroup(cg)
+        try:
+            cg.destroy(timeout)
+        except OSError as e:
+            raise Unavailable(f"container {st['id']}: {e}") from None
     for name in (EXEC_FIFO, STATE_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, name))
@@ -364,4 +412,50 @@ def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> Non
         os.rmdir(state_dir)
 
 
-__all__ = ["container_pids", "create", "delete", "kill", "start", "state"]
+def _running_cgroup(state_dir: str) -> _cgroups.Cgroup:
+    st = _load_state(state_dir)
+    if _status(st, state_dir) == "stopped":
+        raise Conflict("container is not running")
+    cg = _cgroup(st)
+    if cg is None:
+        raise Conflict("container has no cgroup (its spec sets no linux.cgroupsPath)")
+    return cg
+
+
+def pause(state_dir: str) -> None:
+    """Freeze every process of the container (the freezer cgroup)."""
+    _running_cgroup(state_dir).freeze()
+
+
+def resume(state_dir: str) -> None:
+    _running_cgroup(state_dir).thaw()
+
+
+def update(state_dir: str, resources: dict[str, Any]) -> None:
+    """Apply OCI ``linux.resources`` to the running container."""
+    cg = _running_cgroup(state_dir)
+    try:
+        cg.apply(resources, devices="devices" in resources)
+    except OSError as e:
+        raise InvalidArgument(f"update: {e}") from None
+
+
+def stats(state_dir: str) -> dict[str, Any]:
+    """Docker's stats sub-objects for the container (see ``cgroups.Cgroup.stats``)."""
+    cg = _cgroup(_load_state(state_dir))
+    if cg is None:
+        raise Conflict("container has no cgroup (its spec sets no linux.cgroupsPath)")
+    return cg.stats()
+
+
+def oom_killed(state_dir: str) -> bool:
+    """Whether the kernel's OOM killer took a process of the container (so far)."""
+    try:
+        cg = _cgroup(_load_state(state_dir))
+    except NotFound:
+        return False
+    return cg is not None and cg.oom_kills() > 0
+
+
+__all__ = ["container_pids", "create", "delete", "kill", "oom_killed", "pause", "resume",
+           "start", "state", "stats", "update"]

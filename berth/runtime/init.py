@@ -95,12 +95,30 @@ def single_stage(cfg: InitConfig) -> bool:
 
 
 def clone_flags(cfg: InitConfig) -> int:
-    """The CLONE_NEW* flags of the namespaces the container gets of its own."""
+    """The CLONE_NEW* flags of the namespaces the container gets of its own.
+
+    A new cgroup namespace waits until init has joined its cgroups (``join_cgroups``), so
+    that its root is the container's cgroup and not the creator's.
+    """
     flags = 0
     for ns in cfg.namespaces:
         if ns.path is None:
             flags |= ns.flag
+    if cfg.cgroup_procs:
+        flags &= ~linux.CLONE_NEWCGROUP
     return flags
+
+
+def join_cgroups(cfg: InitConfig) -> None:
+    """Enter the container's cgroups (the creator made them), then its cgroup namespace."""
+    for path in cfg.cgroup_procs:
+        try:
+            with open(path, "w") as f:
+                f.write("0")
+        except OSError as e:
+            raise OSError(e.errno, f"joining cgroup: {e.strerror}", path) from None
+    if cfg.cgroup_procs and cfg.creates_namespace("cgroup"):
+        linux.unshare(linux.CLONE_NEWCGROUP)
 
 
 def _join_namespaces(cfg: InitConfig) -> None:
@@ -125,6 +143,8 @@ def cloned_main(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket
         _reset_process_state()
         step = "taking stdio"
         _take_stdio(stdio)
+        step = "joining cgroups"
+        join_cgroups(cfg)
         step = "joining namespaces"
         _join_namespaces(cfg)
     except BaseException as e:  # noqa: BLE001 - everything must become a message
@@ -142,6 +162,8 @@ def stage1(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket, fif
         _reset_process_state()
         step = "stage 1: taking stdio"
         _take_stdio(stdio)
+        step = "stage 1: joining cgroups"
+        join_cgroups(cfg)
         step = "stage 1: joining namespaces"
         _join_namespaces(cfg)
         flags = clone_flags(cfg)

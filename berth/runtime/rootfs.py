@@ -101,14 +101,63 @@ def do_mount(m: Mount, target: str) -> None:
         if extra:
             linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | extra)
     elif m.type in ("cgroup", "cgroup2"):
-        # Placeholder until cgroups land: an empty, read-only directory where Docker has one.
-        linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
-        if m.flags & linux.MS_RDONLY:
-            linux.mount(None, target, None, linux.MS_REMOUNT | m.flags)
+        mount_cgroups(m, target)
     else:
         linux.mount(m.source or m.type, target, m.type, m.flags, m.data or None)
     for prop in m.propagation:
         linux.mount(None, target, None, prop)
+
+
+def _own_cgroups() -> list[tuple[str, str]]:
+    """(host directory of our cgroup, name under /sys/fs/cgroup) for every hierarchy we
+    are in, v1 and v2, from mountinfo and /proc/self/cgroup."""
+    mine: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            mine[ctrls] = path
+    found: list[tuple[str, str]] = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            lparts, rparts = left.split(), right.split()
+            if len(rparts) < 3 or rparts[0] not in ("cgroup", "cgroup2"):
+                continue
+            root, mountpoint = lparts[3], lparts[4]
+            if rparts[0] == "cgroup2":
+                key = ""
+            else:
+                opts = rparts[2].split(",")
+                key = next((k for k in mine if k and set(k.split(",")) <= set(opts)), "-")
+            path = mine.get(key)
+            if path is None or not path.startswith(root):
+                continue
+            rel = path[len(root):].lstrip("/")
+            found.append((os.path.join(mountpoint, rel), os.path.basename(mountpoint)))
+    return found
+
+
+def mount_cgroups(m: Mount, target: str) -> None:
+    """/sys/fs/cgroup as Docker shows it without a cgroup namespace: a tmpfs holding each
+    hierarchy, bind-mounted from the container's own cgroup (so the container sees its
+    own limits and usage at the top), read-only unless the mount says rw."""
+    ro = m.flags & linux.MS_RDONLY
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        for src, _ in _own_cgroups()[:1]:
+            linux.mount(src, target, None, linux.MS_BIND)
+            linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags
+                        | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
+        return
+    linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
+    sub_flags = (linux.MS_BIND | linux.MS_REMOUNT | linux.MS_NOSUID | linux.MS_NODEV
+                 | linux.MS_NOEXEC | ro)
+    for src, name in _own_cgroups():
+        dest = os.path.join(target, name)
+        _mkdir_all(dest)
+        linux.mount(src, dest, None, linux.MS_BIND)
+        linux.mount(None, dest, None, sub_flags)
+    if ro:
+        linux.mount(None, target, None, linux.MS_REMOUNT | m.flags)
 
 
 def mount_entry(rootfs: str, m: Mount) -> None:

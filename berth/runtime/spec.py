@@ -51,8 +51,14 @@ READONLY_PATHS: tuple[str, ...] = (
 DEFAULT_PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+DEFAULT_SYSCTLS: dict[str, str] = {
+    "net.ipv4.ip_unprivileged_port_start": "0",
+    "net.ipv4.ping_group_range": "0 2147483647",
+}
+
+
 def default_mounts() -> list[dict[str, Any]]:
-    """Docker's default mounts, in Docker's order (no /sys/fs/cgroup until cgroups land)."""
+    """Docker's default mounts, in Docker's order."""
     return [
         {"destination": "/proc", "type": "proc", "source": "proc",
          "options": ["nosuid", "noexec", "nodev"]},
@@ -62,6 +68,8 @@ def default_mounts() -> list[dict[str, Any]]:
          "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
         {"destination": "/sys", "type": "sysfs", "source": "sysfs",
          "options": ["nosuid", "noexec", "nodev", "ro"]},
+        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+         "options": ["ro", "nosuid", "noexec", "nodev"]},
         {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
          "options": ["nosuid", "noexec", "nodev"]},
         {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
@@ -98,6 +106,8 @@ def default_spec(args: list[str], rootfs: str = "rootfs") -> dict[str, Any]:
                 {"type": "pid"},
                 {"type": "ipc"},
             ],
+            "resources": {"devices": [{"allow": False, "access": "rwm"}]},
+            "sysctl": dict(DEFAULT_SYSCTLS),
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },

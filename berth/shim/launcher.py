@@ -182,7 +182,7 @@ def warm_up(exec_root: str) -> None:
         with open(os.path.join(work, "config.json"), "w") as f:
             json.dump(spec, f)
         state_dir = os.path.join(work, "state")
-        pid = runtime.create("warmup", work, state_dir)
+        pid = runtime.create(f"warmup-{os.getpid()}", work, state_dir)
         runtime.start(state_dir)
         os.waitpid(pid, 0)
         runtime.delete(state_dir)

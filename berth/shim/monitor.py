@@ -84,6 +84,7 @@ class Shim:
         self.finished_at: str | None = None
         self.exit_code: int | None = None
         self.signal: int | None = None
+        self.oom_killed = False
         self.exited_at_mono: float | None = None
         self.finalized = False
         self.shutdown_requested = False
@@ -254,6 +255,10 @@ class Shim:
                 self.finished_at = rfc3339_nano()
                 self.exited_at_mono = time.monotonic()
                 self.status = "stopped"
+                try:
+                    self.oom_killed = runtime.oom_killed(self.state_dir)
+                except (BerthError, OSError) as e:
+                    print(f"shim: reading OOM events: {e}", file=sys.stderr)
 
     def finalize(self) -> None:
         """Init has exited and output is drained (or the drain timed out): publish."""
@@ -273,7 +278,7 @@ class Shim:
 
     def exit_info(self) -> dict[str, Any]:
         return {"exit_code": self.exit_code, "signal": self.signal,
-                "finished_at": self.finished_at, "oom_killed": False}
+                "finished_at": self.finished_at, "oom_killed": self.oom_killed}
 
     # ---- container output and input ---------------------------------------------------
 

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from berth import linux, runtime
+from berth.runtime import cgroups
 
 REPO = Path(__file__).resolve().parents[2]
 _ROOTFS_TAR: list[bytes] = []
@@ -47,6 +48,25 @@ def extract_rootfs(dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(dest)], input=rootfs_tar(), check=True)
     return dest
+
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def berth_cgroups() -> set[str]:
+    """Cgroup directories named like berth's, in every v1 hierarchy (two levels deep)."""
+    found: set[str] = set()
+    with contextlib.suppress(OSError):
+        for ctrl in os.listdir(CGROUP_ROOT):
+            top = os.path.join(CGROUP_ROOT, ctrl)
+            with contextlib.suppress(OSError):
+                for name in os.listdir(top):
+                    if "berth" in name and os.path.isdir(os.path.join(top, name)):
+                        found.add(os.path.join(top, name))
+                        for sub in os.listdir(os.path.join(top, name)):
+                            if os.path.isdir(os.path.join(top, name, sub)):
+                                found.add(os.path.join(top, name, sub))
+    return found
 
 
 def _mounts() -> set[str]:
@@ -87,6 +107,7 @@ class Harness:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.state_dirs: list[str] = []
+        self.cgroup_paths: list[str] = []
         self._n = 0
 
     def bundle(self, args: list[str], *, spec: dict[str, Any] | None = None,
@@ -102,6 +123,18 @@ class Harness:
         doc.setdefault("hostname", "")
         (b / "config.json").write_text(json.dumps(doc))
         return b
+
+    def cgroup_path(self, name: str) -> str:
+        """A cgroupsPath for this test (``berth-test-<n>/<name>``), removed at cleanup."""
+        path = f"berth-test-{os.getpid()}-{id(self)}/{name}"
+        self.cgroup_paths.append(path)
+        return path
+
+    def owns_cgroup(self, path: str) -> bool:
+        """Whether a cgroup directory is one this test's containers may have made."""
+        tail = "/".join(path.split("/")[4:])
+        return any(tail == p or p.startswith(tail + "/") or tail.startswith(p)
+                   for p in self.cgroup_paths)
 
     def state_dir(self) -> str:
         self._n += 1
@@ -142,9 +175,27 @@ class Harness:
 
     def cleanup(self) -> None:
         marker = str(self.tmp)
-        for state_dir in self.state_dirs:
+        state_dirs = set(self.state_dirs)
+        # Shims' and CLI's state directories too: deleting them removes their cgroups.
+        state_dirs |= {str(p.parent) for p in self.tmp.rglob("state.json")}
+        for state_dir in sorted(state_dirs):
             with contextlib.suppress(Exception):
                 runtime.delete(state_dir, force=True)
+        for path in self.cgroup_paths:
+            cg = cgroups.Cgroup.for_path(path)
+            for _ in range(100):
+                for pid in cg.pids():
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(OSError):
+                    if cg.is_frozen():
+                        cg.thaw()
+                reap_children()
+                try:
+                    cg.destroy(timeout=0.05)
+                    break
+                except OSError:
+                    time.sleep(0.02)
         for _ in range(250):
             pids = _processes_under(marker)
             if not pids:
@@ -155,6 +206,9 @@ class Harness:
             time.sleep(0.02)
             reap_children()
         reap_children()
+        for state_dir in sorted(state_dirs):
+            with contextlib.suppress(Exception):
+                runtime.delete(state_dir, force=True)
 
 
 def _drain(out_fd: int, err_fd: int, timeout: float) -> tuple[bytes, bytes]:
@@ -199,6 +253,7 @@ def harness(tmp_path: Path, subreaper: None) -> Iterator[Harness]:
     if os.geteuid() != 0:
         pytest.skip("needs root")
     before = _mounts()
+    cgroups_before = berth_cgroups()
     h = Harness(tmp_path)
     try:
         yield h
@@ -206,6 +261,8 @@ def harness(tmp_path: Path, subreaper: None) -> Iterator[Harness]:
         h.cleanup()
         leaked = _processes_under(str(tmp_path))
         new_mounts = _mounts() - before
+        new_cgroups = {c for c in berth_cgroups() - cgroups_before if h.owns_cgroup(c)}
         shutil.rmtree(tmp_path, ignore_errors=True)
     assert not leaked, f"processes left behind: {leaked}"
     assert not new_mounts, f"mounts left behind: {new_mounts}"
+    assert not new_cgroups, f"cgroups left behind: {new_cgroups}"
