@@ -33,8 +33,9 @@ class Context:
     def __init__(self, host: str, *, verb: str = "", debug: bool = False,
                  log_level: str = "info", stdin: IO[bytes] | None = None,
                  stdout: IO[bytes] | None = None, stderr: IO[bytes] | None = None,
-                 environ: Mapping[str, str] | None = None) -> None:
+                 environ: Mapping[str, str] | None = None, command: str = "") -> None:
         self.host = host
+        self.command = command or verb  # the canonical verb (``volume ls`` for ``volume list``)
         self.environ = environ if environ is not None else os.environ
         self.verb = verb
         self.debug = debug

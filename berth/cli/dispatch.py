@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import IO
 
-__all__ = ["COMMANDS", "DEFAULT_HOST", "MANAGEMENT", "dispatch"]
+__all__ = ["COMMANDS", "DEFAULT_HOST", "MANAGEMENT", "SUBCOMMANDS", "dispatch", "verb_entry"]
 
 DEFAULT_HOST = "unix:///run/berth/berth.sock"  # == berth.http.client.DEFAULT_HOST
 _PKG = "berth.cli.commands."
@@ -21,43 +21,85 @@ _PKG = "berth.cli.commands."
 # verb -> (module under berth.cli.commands, one-line summary); order is the help's order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "Create and run a new container from an image"),
+    "exec": ("exec", "Execute a command in a running container"),
     "ps": ("ps", "List containers"),
     "pull": ("pull", "Download an image from a registry"),
     "images": ("images", "List images"),
     "version": ("version", "Show the berth version information"),
     "info": ("info", "Display system-wide information"),
-    "exec": ("exec", "Execute a command in a running container"),
+    "attach": ("attach", "Attach local standard input, output, and error streams to a running "
+                         "container"),
+    "commit": ("commit", "Create a new image from a container's changes"),
+    "cp": ("cp", "Copy files/folders between a container and the local filesystem"),
     "create": ("create", "Create a new container"),
+    "diff": ("diff", "Inspect changes to files or directories on a container's filesystem"),
+    "events": ("events", "Get real time events from the server"),
+    "export": ("export", "Export a container's filesystem as a tar archive"),
     "history": ("history", "Show the history of an image"),
     "import": ("import_", "Import the contents from a tarball to create a filesystem image"),
     "inspect": ("inspect", "Return low-level information on berth objects"),
     "kill": ("kill", "Kill one or more running containers"),
     "load": ("load", "Load an image from a tar archive or STDIN"),
     "logs": ("logs", "Fetch the logs of a container"),
+    "pause": ("pause", "Pause all processes within one or more containers"),
+    "port": ("port", "List port mappings or a specific mapping for the container"),
+    "rename": ("rename", "Rename a container"),
     "restart": ("restart", "Restart one or more containers"),
     "rm": ("rm", "Remove one or more containers"),
     "rmi": ("rmi", "Remove one or more images"),
+    "save": ("save", "Save one or more images to a tar archive (streamed to STDOUT by default)"),
     "start": ("start", "Start one or more stopped containers"),
+    "stats": ("stats", "Display a live stream of container(s) resource usage statistics"),
     "stop": ("stop", "Stop one or more running containers"),
     "tag": ("tag", "Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE"),
+    "top": ("top", "Display the running processes of a container"),
+    "unpause": ("unpause", "Unpause all processes within one or more containers"),
+    "update": ("update", "Update configuration of one or more containers"),
     "wait": ("wait", "Block until one or more containers stop, then print their exit codes"),
 }
 _COMMON = ("run", "exec", "ps", "pull", "images", "version", "info")
 
-# management command -> (summary, {sub-verb: verb})
+# Verbs reached only through a management command (``berth volume ls``), same shape.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "container prune": ("prune", "Remove all stopped containers"),
+    "image prune": ("prune", "Remove unused images"),
+    "system df": ("system_df", "Show berth disk usage"),
+    "system prune": ("prune", "Remove unused data"),
+    "volume create": ("volume", "Create a volume"),
+    "volume inspect": ("volume", "Display detailed information on one or more volumes"),
+    "volume ls": ("volume", "List volumes"),
+    "volume prune": ("prune", "Remove unused local volumes"),
+    "volume rm": ("volume", "Remove one or more volumes"),
+}
+
+# management command -> (summary, {sub-verb: verb in COMMANDS or SUBCOMMANDS})
 MANAGEMENT: dict[str, tuple[str, dict[str, str]]] = {
     "container": ("Manage containers", {
-        "create": "create", "exec": "exec", "inspect": "inspect", "kill": "kill",
-        "logs": "logs", "ls": "ps", "list": "ps", "ps": "ps", "restart": "restart", "rm": "rm",
-        "remove": "rm", "run": "run", "start": "start", "stop": "stop", "wait": "wait",
+        "attach": "attach", "commit": "commit", "cp": "cp", "create": "create", "diff": "diff",
+        "exec": "exec", "export": "export", "inspect": "inspect", "kill": "kill",
+        "logs": "logs", "ls": "ps", "list": "ps", "ps": "ps", "pause": "pause", "port": "port",
+        "prune": "container prune", "rename": "rename", "restart": "restart", "rm": "rm",
+        "remove": "rm", "run": "run", "start": "start", "stats": "stats", "stop": "stop",
+        "top": "top", "unpause": "unpause", "update": "update", "wait": "wait",
     }),
     "image": ("Manage images", {
         "history": "history", "import": "import", "inspect": "inspect", "load": "load",
-        "ls": "images", "list": "images", "pull": "pull", "rm": "rmi", "remove": "rmi",
-        "tag": "tag",
+        "ls": "images", "list": "images", "prune": "image prune", "pull": "pull", "rm": "rmi",
+        "remove": "rmi", "save": "save", "tag": "tag",
     }),
-    "system": ("Manage berth", {"info": "info"}),
+    "system": ("Manage berth", {"df": "system df", "events": "events", "info": "info",
+                                "prune": "system prune"}),
+    "volume": ("Manage volumes", {
+        "create": "volume create", "inspect": "volume inspect", "ls": "volume ls",
+        "list": "volume ls", "prune": "volume prune", "rm": "volume rm",
+        "remove": "volume rm",
+    }),
 }
+
+
+def verb_entry(verb: str) -> tuple[str, str]:
+    """(module, summary) of a verb or a management sub-verb."""
+    return COMMANDS.get(verb) or SUBCOMMANDS[verb]
 
 _LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -94,7 +136,7 @@ def _help_text() -> str:
 
 def _management_help(group: str) -> str:
     summary, verbs = MANAGEMENT[group]
-    summaries = {name: summary for name, (_, summary) in COMMANDS.items()}
+    summaries = {name: summary for name, (_, summary) in {**COMMANDS, **SUBCOMMANDS}.items()}
     lines = [f"Usage:  berth {group} COMMAND", "", summary, "", "Commands:"]
     shown: dict[str, str] = {}  # verb -> the first sub-verb naming it (``ls``, not ``list``)
     for sub, verb in verbs.items():
@@ -188,7 +230,7 @@ def dispatch(args: list[str], *, stdin: IO[bytes] | None, out: IO[bytes], err: I
             return 1
         display = f"{verb} {rest[0]}"
         verb, rest = subs[rest[0]], rest[1:]
-    if verb not in COMMANDS:
+    if verb not in COMMANDS and verb not in SUBCOMMANDS:
         err.write(f"berth: unknown command: berth {verb}\n\n"
                   "Run 'berth --help' for more information\n".encode())
         return 1
@@ -203,14 +245,19 @@ def _run_verb(verb: str, display: str, rest: list[str], opts: dict[str, object],
     from berth.cli.context import Context, StatusError
     from berth.cli.parser import Parser
 
-    module_name, summary = COMMANDS[verb]
+    module_name, summary = verb_entry(verb)
     module = importlib.import_module(_PKG + module_name)
     ctx = Context(str(opts["host"]), verb=display, debug=bool(opts["debug"]),
                   log_level=str(opts["log_level"]), stdin=stdin, stdout=out, stderr=err,
-                  environ=env)
+                  environ=env, command=verb)
+    # A module serving several verbs (``volume``) keys its usage and aliases by verb.
+    usage = module.USAGE if isinstance(module.USAGE, str) else module.USAGE[verb]
     aliases = getattr(module, "ALIASES", ())
-    parser = Parser(display, f"berth {display} {module.USAGE}".rstrip(), summary,
+    if isinstance(aliases, dict):
+        aliases = aliases.get(verb, ())
+    parser = Parser(display, f"berth {display} {usage}".rstrip(), summary,
                     [f"berth {a}" for a in aliases])
+    parser.command = verb
     try:
         module.configure(parser)
         ns = parser.parse(rest)

@@ -33,6 +33,7 @@ class Parser(argparse.ArgumentParser):
                  aliases: Sequence[str] = ()) -> None:
         super().__init__(prog=f"{PROG} {verb}", add_help=False, allow_abbrev=False)
         self.verb = verb
+        self.command = verb  # the canonical verb; dispatch sets it for management forms
         self.usage_line = usage
         self.summary = description
         self.aliases = list(aliases)

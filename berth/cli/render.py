@@ -115,3 +115,42 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], *, minwidth: int
         parts.append(row[-1] if row else "")
         lines.append("".join(parts))
     return "\n".join(lines) + "\n"
+
+
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def bytes_size(size: float) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``1.5MiB``)."""
+    value = float(size)
+    i = 0
+    while value >= 1024 and i < len(_BINARY_UNITS) - 1:
+        value /= 1024
+        i += 1
+    return f"{value:.4g}{_BINARY_UNITS[i]}"
+
+
+def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict[str, str],
+                 default: str) -> str:
+    """Docker's ``--format`` for list commands: ``table [TEMPLATE]``, ``json`` or a template.
+
+    ``items`` are the rows as the template sees them (field → text); ``headers`` names each
+    field's column; ``default`` is the table template used when no format is given.
+    """
+    import json
+
+    from berth.cli.template import render_template
+
+    fmt = fmt or default
+    if fmt == "table":
+        fmt = default
+    if fmt == "json":
+        return "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
+    if fmt.startswith("table"):
+        body = fmt[len("table"):].lstrip()
+        body = body.replace("\\t", "\t")
+        header = render_template(body, headers).split("\t")
+        rows = [render_template(body, item).split("\t") for item in items]
+        return table(header, rows)
+    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
+    return "".join(render_template(fmt, item) + "\n" for item in items)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterable
-from typing import IO
+from collections.abc import Callable, Iterable
+from typing import IO, Protocol
 
 from berth.http.frames import STDERR, STDOUT, SYSTEMERR, FrameDecoder
 
@@ -65,12 +65,24 @@ def iter_socket(sock: socket.socket, buffered: bytes = b"") -> Iterable[bytes]:
         yield data
 
 
-class StdinPump:
-    """A daemon thread copying ``stdin`` into ``sock``, half-closing it at end of input."""
+class Escape(Protocol):
+    def feed(self, data: bytes) -> tuple[bytes, bool]: ...
 
-    def __init__(self, stdin: IO[bytes], sock: socket.socket) -> None:
+
+class StdinPump:
+    """A daemon thread copying ``stdin`` into ``sock``, half-closing it at end of input.
+
+    With ``escape``, input passes through it first; when it reports the detach sequence the
+    pump stops, sets ``detached`` and calls ``on_detach`` (which should end the attachment).
+    """
+
+    def __init__(self, stdin: IO[bytes], sock: socket.socket, *, escape: Escape | None = None,
+                 on_detach: Callable[[], None] | None = None) -> None:
         self._stdin = stdin
         self._sock = sock
+        self._escape = escape
+        self._on_detach = on_detach
+        self.detached = False
         self._thread = threading.Thread(target=self._run, name="stdin", daemon=True)
 
     def start(self) -> None:
@@ -92,11 +104,22 @@ class StdinPump:
                 data = self._read()
                 if not data:
                     break
+                if self._escape is not None:
+                    data, detach = self._escape.feed(data)
+                    if data:
+                        sock.sendall(data)
+                    if detach:
+                        self.detached = True
+                        if self._on_detach is not None:
+                            self._on_detach()
+                        return
+                    continue
                 sock.sendall(data)
         except (OSError, ValueError):
             pass
         finally:
-            try:
-                sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
+            if not self.detached:
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass

@@ -16,6 +16,7 @@ wait and start). What it does beyond a textbook client:
 
 from __future__ import annotations
 
+import io
 import json as _json
 import os
 import socket
@@ -281,9 +282,33 @@ class Response:
     def read(self) -> bytes:
         return b"".join(self.iter_chunks())
 
+    def fileobj(self) -> io.BufferedReader:
+        """The body as a binary file (for ``tarfile``), read as it arrives."""
+        return io.BufferedReader(_ChunkStream(self.iter_chunks()), _READ_SIZE)
+
     def json(self) -> Any:
         data = self.read()
         return _json.loads(data) if data.strip() else None
+
+
+class _ChunkStream(io.RawIOBase):
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
 
 class Hijacked:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from berth.cli.dispatch import COMMANDS, MANAGEMENT
+from berth.cli.dispatch import COMMANDS, MANAGEMENT, SUBCOMMANDS
 
 REPO = Path(__file__).resolve().parents[2]
 FORBIDDEN = ("asyncio", "sqlite3", "berth.daemon", "berth.api", "berth.container",
@@ -105,4 +105,27 @@ def test_every_verb_module_loads_and_has_help(verb: str) -> None:
 def test_management_aliases_point_to_real_verbs() -> None:
     for _group, (_summary, subs) in MANAGEMENT.items():
         for verb in subs.values():
-            assert verb in COMMANDS
+            assert verb in COMMANDS or verb in SUBCOMMANDS
+
+
+@pytest.mark.parametrize("verb", sorted(SUBCOMMANDS))
+def test_every_management_only_verb_has_help(verb: str) -> None:
+    import io
+
+    from berth.cli.main import main
+
+    out, err = io.BytesIO(), io.BytesIO()
+    assert main([*verb.split(), "--help"], stdout=out, stderr=err, environ={}) == 0
+    text = out.getvalue().decode()
+    assert text.startswith(f"Usage:  berth {verb}")
+    assert SUBCOMMANDS[verb][1] in text
+
+
+def test_management_alias_keeps_its_own_name_in_help() -> None:
+    import io
+
+    from berth.cli.main import main
+
+    out = io.BytesIO()
+    assert main(["volume", "list", "--help"], stdout=out, stderr=io.BytesIO(), environ={}) == 0
+    assert out.getvalue().decode().startswith("Usage:  berth volume list [OPTIONS]")

@@ -559,6 +559,7 @@ def test_exec_attached_exit_code(fake_daemon: FakeDaemon) -> None:
             sock.close()
         return Reply(hijack=stream)
 
+    fake_daemon.route("GET", r"/containers/(\w+)/json", _inspect(running=True))
     fake_daemon.route("POST", r"/containers/(\w+)/exec", json_reply({"Id": "e1"}, 201))
     fake_daemon.route("POST", r"/exec/e1/start", start)
     fake_daemon.route("GET", r"/exec/e1/json", json_reply({"ExitCode": 5, "Running": False}))
@@ -572,6 +573,7 @@ def test_exec_attached_exit_code(fake_daemon: FakeDaemon) -> None:
 
 
 def test_exec_detached(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("GET", r"/containers/(\w+)/json", _inspect(running=True))
     fake_daemon.route("POST", r"/containers/(\w+)/exec", json_reply({"Id": "e2"}, 201))
     fake_daemon.route("POST", r"/exec/e2/start", Reply(200))
     r = berth(fake_daemon, "exec", "-d", "web", "sleep", "5")

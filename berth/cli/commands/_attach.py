@@ -1,7 +1,13 @@
-"""Attach, wait and start in docker's order, for ``run`` and ``start -a``.
+"""Attaching to a container or an exec: streams, raw terminal, size, detach keys, signals.
 
-The order matters: the attach is hijacked and the wait is sent *before* start, so no output is
-lost and an exit (or, with ``--rm``, the removal) cannot slip by between start and wait.
+``run``, ``start -a``, ``attach`` and ``exec`` share this. The order of requests is docker's:
+the attach is hijacked and the wait is sent *before* start, so no output is lost and an exit
+(or, with ``--rm``, the removal) cannot slip by between start and wait.
+
+With a TTY the terminal goes raw, our window size is sent at once and again on every SIGWINCH,
+and the detach keys (``ctrl-p,ctrl-q`` unless ``--detach-keys`` says otherwise) are watched
+for in what is typed: they are not forwarded, and end the attachment with the container left
+running, as docker's CLI does.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,9 +26,12 @@ from berth.cli.context import Context
 from berth.cli.streams import StdinPump, copy_output, iter_socket
 from berth.http.client import APIError, Client, Hijacked, PendingRequest
 
+DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
+
 # Signals the docker CLI forwards to the container with --sig-proxy (it forwards all but
-# SIGCHLD, SIGPIPE and SIGURG; these are the ones a terminal user can send).
-_PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+# SIGCHLD, SIGPIPE, SIGURG and SIGWINCH; these are the ones a terminal user can send).
+_PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
+            "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU")
 
 
 @dataclass
@@ -35,16 +46,89 @@ class Streams:
         return self.stdin or self.stdout or self.stderr
 
 
-def attach(client: Client, container_id: str, streams: Streams) -> Hijacked:
+# -- detach keys ------------------------------------------------------------------------------
+
+_CTRL_EXTRA = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def detach_key_bytes(text: str) -> bytes:
+    """``ctrl-p,ctrl-q`` → ``b"\\x10\\x11"`` (moby's ``term.ToBytes``); ValueError if invalid."""
+    out = bytearray()
+    for key in text.split(","):
+        name = key.strip()
+        if len(name) > 1 and name.lower().startswith("ctrl-"):
+            rest = name[5:].lower()
+            if len(rest) == 1 and "a" <= rest <= "z":
+                out.append(ord(rest) - ord("a") + 1)
+                continue
+            if len(rest) == 1 and rest in _CTRL_EXTRA:
+                out.append(_CTRL_EXTRA[rest])
+                continue
+            raise ValueError(f"Unknown character: '{name}'")
+        if len(name) == 1:
+            out.append(ord(name))
+            continue
+        raise ValueError(f"Unknown character: '{name}'")
+    return bytes(out)
+
+
+class EscapeFilter:
+    """Watches typed input for the detach sequence; what precedes it is passed on.
+
+    Keys that start the sequence are held back until the sequence either completes (detach:
+    they are dropped) or breaks (they are released with the key that broke it).
+    """
+
+    def __init__(self, keys: bytes) -> None:
+        self.keys = keys
+        self._held = 0  # how many keys of the sequence have been typed so far
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        """Return (bytes to forward, whether the sequence completed)."""
+        if not self.keys:
+            return data, False
+        out = bytearray()
+        for byte in data:
+            if byte == self.keys[self._held]:
+                self._held += 1
+                if self._held == len(self.keys):
+                    self._held = 0
+                    return bytes(out), True
+                continue
+            if self._held:
+                out += self.keys[:self._held]
+                self._held = 0
+                if byte == self.keys[0]:
+                    self._held = 1
+                    continue
+            out.append(byte)
+        return bytes(out), False
+
+
+def escape_filter(ctx: Context, keys: str | None) -> EscapeFilter:
+    """The filter for ``--detach-keys``; an invalid value warns and falls back, as docker does."""
+    if keys:
+        try:
+            return EscapeFilter(detach_key_bytes(keys))
+        except ValueError as e:
+            ctx.err(f"WARNING: invalid detach escape keys, using default: {e}")
+    return EscapeFilter(DEFAULT_DETACH_KEYS)
+
+
+# -- requests ---------------------------------------------------------------------------------
+
+def attach(client: Client, container_id: str, streams: Streams,
+           detach_keys: str | None = None) -> Hijacked:
     return client.hijack("POST", f"/containers/{container_id}/attach", params={
         "stream": True, "stdin": streams.stdin, "stdout": streams.stdout,
-        "stderr": streams.stderr,
+        "stderr": streams.stderr, "detachKeys": detach_keys or None,
     })
 
 
-def send_wait(client: Client, container_id: str, auto_remove: bool) -> PendingRequest:
+def send_wait(client: Client, container_id: str, condition: str | None) -> PendingRequest:
+    """``POST /containers/{id}/wait`` sent now, its answer read later."""
     return client.send("POST", f"/containers/{container_id}/wait",
-                       params={"condition": "removed" if auto_remove else "next-exit"})
+                       params={"condition": condition} if condition else None)
 
 
 def wait_status(ctx: Context, pending: PendingRequest, timeout: float | None = None) -> int:
@@ -62,10 +146,16 @@ def wait_status(ctx: Context, pending: PendingRequest, timeout: float | None = N
     return int(result.get("StatusCode", 0))
 
 
+# -- signals and terminal ---------------------------------------------------------------------
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 @contextlib.contextmanager
 def signal_proxy(client: Client, container_id: str, enabled: bool) -> Iterator[None]:
     """Forward the signals this process receives to the container (``--sig-proxy``)."""
-    if not enabled or threading.current_thread() is not threading.main_thread():
+    if not enabled or not _in_main_thread():
         yield
         return
 
@@ -102,32 +192,108 @@ def raw_terminal(ctx: Context, enabled: bool) -> Iterator[None]:
 
     fd = ctx.stdin.fileno()
     saved = termios.tcgetattr(fd)
-    tty.setraw(fd)
+    tty.setraw(fd, termios.TCSANOW)
     try:
         yield
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
-def resize(client: Client, ctx: Context, container_id: str) -> None:
-    """Tell the daemon our terminal's size, so the container's pty matches it."""
+def terminal_size(ctx: Context) -> tuple[int, int] | None:
+    """(rows, columns) of our output terminal, or None when it is not one."""
+    if not ctx.is_tty(ctx.stdout):
+        return None
     try:
         size = os.get_terminal_size(ctx.stdout.fileno())
     except (AttributeError, OSError, ValueError):
+        return None
+    if not size.lines and not size.columns:
+        return None
+    return size.lines, size.columns
+
+
+def _resize(client: Client, ctx: Context, path: str) -> bool:
+    size = terminal_size(ctx)
+    if size is None:
+        return True
+    try:
+        client.request("POST", path, params={"h": size[0], "w": size[1]}).close()
+    except Exception:  # noqa: BLE001 - a resize that fails is retried or given up quietly
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def monitor_tty_size(client: Client, ctx: Context, path: str) -> Iterator[None]:
+    """Send our size to ``path`` (``/containers/ID/resize``) now and on every SIGWINCH.
+
+    The first resize may race a process that is still starting: retried ten times, the way
+    docker's ``initTtySize`` does, with a message if it never succeeds.
+    """
+    if terminal_size(ctx) is None:
+        yield
         return
-    with contextlib.suppress(Exception):
-        client.request("POST", f"/containers/{container_id}/resize",
-                       params={"h": size.lines, "w": size.columns}).close()
+    if not _resize(client, ctx, path):
+        def retry() -> None:
+            for attempt in range(10):
+                time.sleep((attempt + 1) * 0.01)
+                if _resize(client, ctx, path):
+                    return
+            ctx.err("failed to resize tty, using default size")
+        threading.Thread(target=retry, daemon=True).start()
+    previous = None
+    if _in_main_thread():
+        def on_winch(_signum: int, _frame: object) -> None:
+            threading.Thread(target=_resize, args=(client, ctx, path), daemon=True).start()
+        with contextlib.suppress(OSError, ValueError):
+            previous = signal.signal(signal.SIGWINCH, on_winch)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            with contextlib.suppress(OSError, ValueError):
+                signal.signal(signal.SIGWINCH, previous)
 
 
-def stream_until_done(ctx: Context, hijacked: Hijacked, streams: Streams) -> None:
-    """Copy stdin in (a thread) and output out (this thread) until the daemon closes output."""
+# -- streaming --------------------------------------------------------------------------------
+
+class Detached(Exception):
+    """The user typed the detach keys: the container keeps running, we stop attaching."""
+
+
+def stream(ctx: Context, hijacked: Hijacked, streams: Streams,
+           detach_keys: str | None = None) -> None:
+    """Copy stdin in (a thread) and output out (this thread) until the daemon closes output.
+
+    Raises :class:`Detached` when the detach keys were typed (TTY input only, as docker).
+    """
+    pump = None
     if streams.stdin:
-        StdinPump(ctx.stdin, hijacked.sock).start()
+        escape = escape_filter(ctx, detach_keys) if streams.tty else None
+
+        def detach() -> None:
+            with contextlib.suppress(OSError):
+                hijacked.sock.shutdown(socket.SHUT_RDWR)
+
+        pump = StdinPump(ctx.stdin, hijacked.sock, escape=escape, on_detach=detach)
+        pump.start()
     elif not streams.stdout and not streams.stderr:
         return
     with raw_terminal(ctx, streams.tty and streams.stdin):
-        system_error = copy_output(iter_socket(hijacked.sock, hijacked.buffered),
-                                   ctx.stdout, ctx.stderr, streams.tty)
+        try:
+            system_error = copy_output(iter_socket(hijacked.sock, hijacked.buffered),
+                                       ctx.stdout, ctx.stderr, streams.tty)
+        except OSError:
+            if pump is None or not pump.detached:
+                raise
+            system_error = None
+    if pump is not None and pump.detached:
+        raise Detached
     if system_error:
         ctx.err(system_error)
+
+
+def stream_until_done(ctx: Context, hijacked: Hijacked, streams: Streams) -> None:
+    """:func:`stream` without detach handling (kept for callers that cannot detach)."""
+    stream(ctx, hijacked, streams)

@@ -22,10 +22,62 @@ def configure(p: Parser, *, run: bool) -> None:
     if run:
         p.flag("-d", "--detach", action="store_true",
                help="Run container in background and print container ID")
+        p.flag("--detach-keys", dest="detach_keys", kind="string",
+               help="Override the key sequence for detaching a container")
         p.flag("--sig-proxy", dest="sig_proxy", action="store_true", default=True,
                help="Proxy received signals to the process (default true)")
     append_list(p, "--add-host", dest="add_host", help="Add a custom host-to-IP mapping (host:ip)")
     append_list(p, "-a", "--attach", help="Attach to STDIN, STDOUT or STDERR")
+    p.flag("--blkio-weight", dest="blkio_weight", kind="uint16",
+           help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)")
+    p.flag("--cpu-period", dest="cpu_period", kind="int",
+           help="Limit CPU CFS (Completely Fair Scheduler) period")
+    p.flag("--cpu-quota", dest="cpu_quota", kind="int",
+           help="Limit CPU CFS (Completely Fair Scheduler) quota")
+    p.flag("-c", "--cpu-shares", dest="cpu_shares", kind="int",
+           help="CPU shares (relative weight)")
+    p.flag("--cpus", kind="decimal", help="Number of CPUs")
+    p.flag("--cpuset-cpus", dest="cpuset_cpus", kind="string",
+           help="CPUs in which to allow execution (0-3, 0,1)")
+    p.flag("--cpuset-mems", dest="cpuset_mems", kind="string",
+           help="MEMs in which to allow execution (0-3, 0,1)")
+    p.flag("--health-cmd", dest="health_cmd", kind="string",
+           help="Command to run to check health")
+    p.flag("--health-interval", dest="health_interval", kind="duration",
+           help="Time between running the check (ms|s|m|h) (default 0s)")
+    p.flag("--health-retries", dest="health_retries", kind="int",
+           help="Consecutive failures needed to report unhealthy")
+    p.flag("--health-start-interval", dest="health_start_interval", kind="duration",
+           help="Time between running the check during the start period (ms|s|m|h) "
+                "(default 0s)")
+    p.flag("--health-start-period", dest="health_start_period", kind="duration",
+           help="Start period for the container to initialize before starting health-retries "
+                "countdown (ms|s|m|h) (default 0s)")
+    p.flag("--health-timeout", dest="health_timeout", kind="duration",
+           help="Maximum time to allow one check to run (ms|s|m|h) (default 0s)")
+    append_list(p, "--label-file", dest="label_file",
+                help="Read in a line delimited file of labels")
+    p.flag("--log-driver", dest="log_driver", kind="string",
+           help="Logging driver for the container")
+    append_list(p, "--log-opt", dest="log_opt", help="Log driver options")
+    p.flag("--memory-reservation", dest="memory_reservation", kind="bytes",
+           help="Memory soft limit")
+    p.flag("--memory-swap", dest="memory_swap", kind="bytes",
+           help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
+    p.flag("--memory-swappiness", dest="memory_swappiness", kind="int",
+           help="Tune container memory swappiness (0 to 100) (default -1)")
+    append_list(p, "--mount", help="Attach a filesystem mount to the container")
+    p.flag("--no-healthcheck", dest="no_healthcheck", action="store_true",
+           help="Disable any container-specified HEALTHCHECK")
+    p.flag("--oom-kill-disable", dest="oom_kill_disable", action="store_true",
+           help="Disable OOM Killer")
+    p.flag("--oom-score-adj", dest="oom_score_adj", kind="int",
+           help="Tune host's OOM preferences (-1000 to 1000)")
+    p.flag("--pids-limit", dest="pids_limit", kind="int",
+           help="Tune container pids limit (set -1 for unlimited)")
+    p.flag("--shm-size", dest="shm_size", kind="bytes", help="Size of /dev/shm")
+    append_list(p, "--sysctl", help="Sysctl options")
+    append_list(p, "--ulimit", help="Ulimit options")
     append_list(p, "--cap-add", dest="cap_add", help="Add Linux capabilities")
     append_list(p, "--cap-drop", dest="cap_drop", help="Drop Linux capabilities")
     p.flag("--cidfile", kind="string", help="Write the container ID to the file")
@@ -139,10 +191,7 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         raise OptionError("conflicting options: cannot specify both --restart and --rm")
 
     env = _read_env_files(args.env_file, environ) + [_env_entry(e, environ) for e in args.env]
-    labels = {}
-    for item in args.label:
-        key, _, value = item.partition("=")
-        labels[key] = value
+    labels = _kv_map(_read_label_files(args.label_file) + list(args.label))
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for spec in args.publish:
@@ -155,10 +204,11 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
     binds: list[str] = []
     volumes: dict[str, dict[str, Any]] = {}
     for spec in args.volume:
-        if ":" in spec.lstrip("/").rstrip(":") and not spec.startswith(":"):
-            binds.append(spec)
-        else:
+        binds_or_volume = _volume_spec(spec)
+        if binds_or_volume is None:
             volumes[spec] = {}
+        else:
+            binds.append(binds_or_volume)
     tmpfs: dict[str, str] = {}
     for spec in args.tmpfs:
         path, _, options = spec.partition(":")
@@ -179,21 +229,29 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         "ReadonlyRootfs": bool(args.read_only),
         "CapAdd": args.cap_add or None,
         "CapDrop": args.cap_drop or None,
-        "Dns": args.dns or [],
-        "ExtraHosts": args.add_host or None,
+        "Dns": [_dns(d) for d in args.dns],
+        "ExtraHosts": [_extra_host(h) for h in args.add_host] or None,
         "GroupAdd": args.group_add or None,
-        "SecurityOpt": args.security_opt or None,
+        "SecurityOpt": _security_opts(args.security_opt) or None,
+        "LogConfig": {"Type": args.log_driver or "", "Config": _log_opts(args)},
+        "OomKillDisable": bool(args.oom_kill_disable),
     }
     if args.init:
         host_config["Init"] = True
     if tmpfs:
         host_config["Tmpfs"] = tmpfs
-    if args.memory:
-        try:
-            host_config["Memory"] = ram_in_bytes(args.memory)
-        except ValueError as e:
-            raise OptionError(f"invalid argument \"{args.memory}\" for \"-m, --memory\" flag: "
-                              f"{e}", flag=True) from None
+    host_config.update(parse_resource_flags(args))
+    if not host_config.get("PidsLimit"):
+        host_config.pop("PidsLimit", None)
+    if args.ulimit:
+        host_config["Ulimits"] = [parse_ulimit(u) for u in args.ulimit]
+    if args.mount:
+        host_config["Mounts"] = [parse_mount(m) for m in args.mount]
+    if args.sysctl:
+        for item in args.sysctl:
+            if "=" not in item:
+                raise _bad_flag(item, "--sysctl", f"sysctl '{item}' is not allowed")
+        host_config["Sysctls"] = _kv_map(args.sysctl)
 
     body: dict[str, Any] = {
         "Hostname": args.hostname or "",
@@ -221,7 +279,375 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
+    health = _health_config(args)
+    if health is not None:
+        body["Healthcheck"] = health
     return CreateSpec(body, name=args.name or None, platform=args.platform or None)
+
+
+# -- flag values, parsed and worded as docker's CLI does -----------------------------------------
+
+_RESOURCE_FLAGS = (
+    # (dest, flag as shown in errors, API field, kind)
+    ("memory", "-m, --memory", "Memory", "bytes"),
+    ("memory_reservation", "--memory-reservation", "MemoryReservation", "bytes"),
+    ("memory_swap", "--memory-swap", "MemorySwap", "swap"),
+    ("memory_swappiness", "--memory-swappiness", "MemorySwappiness", "int"),
+    ("cpus", "--cpus", "NanoCpus", "decimal"),
+    ("cpu_shares", "-c, --cpu-shares", "CpuShares", "int"),
+    ("cpu_quota", "--cpu-quota", "CpuQuota", "int"),
+    ("cpu_period", "--cpu-period", "CpuPeriod", "int"),
+    ("cpu_rt_period", "--cpu-rt-period", "CpuRealtimePeriod", "int"),
+    ("cpu_rt_runtime", "--cpu-rt-runtime", "CpuRealtimeRuntime", "int"),
+    ("pids_limit", "--pids-limit", "PidsLimit", "int"),
+    ("blkio_weight", "--blkio-weight", "BlkioWeight", "uint16"),
+    ("shm_size", "--shm-size", "ShmSize", "bytes"),
+    ("oom_score_adj", "--oom-score-adj", "OomScoreAdj", "int"),
+)
+
+
+def _bad_flag(value: str, flag: str, why: str) -> OptionError:
+    return OptionError(f'invalid argument "{value}" for "{flag}" flag: {why}', flag=True)
+
+
+def _go_int(value: str, flag: str, bits: int = 64, unsigned: bool = False) -> int:
+    """strconv.ParseInt/ParseUint with Go's error text."""
+    fn = "ParseUint" if unsigned else "ParseInt"
+    text = value.strip()
+    digits = text[1:] if text[:1] in "+-" and not unsigned else text
+    if not digits.isdigit():
+        raise _bad_flag(value, flag, f'strconv.{fn}: parsing "{value}": invalid syntax')
+    number = int(text)
+    lo, hi = (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+    if not lo <= number <= hi:
+        raise _bad_flag(value, flag, f'strconv.{fn}: parsing "{value}": value out of range')
+    return number
+
+
+def nano_cpus(value: str) -> int:
+    """``--cpus 1.5`` → 1500000000, exact (a rational number, as docker parses it)."""
+    from fractions import Fraction
+
+    try:
+        cpus = Fraction(value.strip())
+    except (ValueError, ZeroDivisionError):
+        raise _bad_flag(value, "--cpus", f"failed to parse {value} as a rational number") \
+            from None
+    nano = cpus * 1_000_000_000
+    if nano.denominator != 1:
+        raise _bad_flag(value, "--cpus", "value is too precise")
+    return int(nano)
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
+                   "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
+
+
+def go_duration_ns(text: str) -> int:
+    """Go's ``time.ParseDuration`` in nanoseconds; ValueError with Go's message."""
+    import re
+
+    quoted = f'"{text}"'
+    body = text
+    sign = 1
+    if body[:1] in "+-":
+        sign, body = (-1 if body[0] == "-" else 1), body[1:]
+    if body == "0":
+        return 0
+    if not body:
+        raise ValueError(f"time: invalid duration {quoted}")
+    total = 0.0
+    pos = 0
+    part = re.compile(r"(\d*\.?\d*)([a-zµμ]*)")
+    while pos < len(body):
+        m = part.match(body, pos)
+        if not m or not m.group(1) or m.group(1) == ".":
+            raise ValueError(f"time: invalid duration {quoted}")
+        if not m.group(2):
+            raise ValueError(f"time: missing unit in duration {quoted}")
+        if m.group(2) not in _DURATION_UNITS:
+            raise ValueError(f'time: unknown unit "{m.group(2)}" in duration {quoted}')
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    return sign * int(round(total))
+
+
+def parse_resource_flags(args: argparse.Namespace) -> dict[str, Any]:
+    """The resource flags given on the command line, as ``HostConfig``/``UpdateConfig``."""
+    out: dict[str, Any] = {}
+    for dest, flag, field_name, kind in _RESOURCE_FLAGS:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        if kind in ("bytes", "swap"):
+            if kind == "swap" and value.strip() == "-1":
+                out[field_name] = -1
+                continue
+            try:
+                out[field_name] = ram_in_bytes(value)
+            except ValueError as e:
+                raise _bad_flag(value, flag, str(e)) from None
+        elif kind == "decimal":
+            out[field_name] = nano_cpus(value)
+        elif kind == "uint16":
+            out[field_name] = _go_int(value, flag, 16, unsigned=True)
+        else:
+            out[field_name] = _go_int(value, flag)
+    swappiness = out.get("MemorySwappiness")
+    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
+        raise OptionError(f"invalid value: {swappiness}. Valid memory swappiness range is "
+                          "0-100")
+    return out
+
+
+_ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+            "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
+
+
+def parse_ulimit(value: str) -> dict[str, Any]:
+    """``nofile=1024[:2048]`` → ``{"Name": "nofile", "Soft": 1024, "Hard": 2048}`` (go-units)."""
+    name, sep, limits = value.partition("=")
+    if not sep:
+        raise _bad_flag(value, "--ulimit", f"invalid ulimit argument: {value}")
+    if name not in _ULIMITS:
+        raise _bad_flag(value, "--ulimit", f"invalid ulimit type: {name}")
+    soft_text, colon, hard_text = limits.partition(":")
+    try:
+        soft = int(soft_text)
+        hard = int(hard_text) if colon else soft
+    except ValueError:
+        bad = soft_text if not soft_text.lstrip("-").isdigit() else hard_text
+        raise _bad_flag(value, "--ulimit",
+                        f'strconv.ParseInt: parsing "{bad}": invalid syntax') from None
+    if soft > hard:
+        raise _bad_flag(value, "--ulimit", f"ulimit soft limit must be less than or equal to "
+                                           f"hard limit: {soft} > {hard}")
+    return {"Name": name, "Soft": soft, "Hard": hard}
+
+
+def _parse_bool(text: str) -> bool | None:
+    lowered = text.lower()
+    if lowered in ("1", "t", "true"):
+        return True
+    if lowered in ("0", "f", "false"):
+        return False
+    return None
+
+
+def parse_mount(value: str) -> dict[str, Any]:
+    """``--mount type=bind,source=/a,target=/b,readonly`` → a ``Mounts`` entry."""
+    import csv
+
+    mount: dict[str, Any] = {"Type": "volume"}
+    bind: dict[str, Any] = {}
+    volume: dict[str, Any] = {}
+    tmpfs: dict[str, Any] = {}
+
+    def bad(why: str) -> OptionError:
+        return _bad_flag(value, "--mount", why)
+
+    fields = next(csv.reader([value]), [])
+    for item in fields:
+        key, sep, val = item.partition("=")
+        key = key.strip().lower()
+        if not sep and key not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
+            raise bad(f"invalid field '{item}' must be a key=value pair")
+        if key == "type":
+            mount["Type"] = val
+        elif key in ("source", "src"):
+            mount["Source"] = val
+        elif key in ("target", "dst", "destination"):
+            mount["Target"] = val
+        elif key in ("readonly", "ro"):
+            flag = True if not sep else _parse_bool(val)
+            if flag is None:
+                raise bad(f"invalid value for {key}: {val}")
+            mount["ReadOnly"] = flag
+        elif key == "consistency":
+            mount["Consistency"] = val
+        elif key == "bind-propagation":
+            bind["Propagation"] = val
+        elif key == "bind-nonrecursive":
+            bind["NonRecursive"] = True if not sep else bool(_parse_bool(val))
+        elif key == "volume-nocopy":
+            volume["NoCopy"] = True if not sep else bool(_parse_bool(val))
+        elif key == "volume-label":
+            k, _, v = val.partition("=")
+            volume.setdefault("Labels", {})[k] = v
+        elif key == "volume-driver":
+            volume.setdefault("DriverConfig", {})["Name"] = val
+        elif key == "volume-opt":
+            k, _, v = val.partition("=")
+            volume.setdefault("DriverConfig", {}).setdefault("Options", {})[k] = v
+        elif key == "volume-subpath":
+            volume["Subpath"] = val
+        elif key == "tmpfs-size":
+            try:
+                tmpfs["SizeBytes"] = ram_in_bytes(val)
+            except ValueError as e:
+                raise bad(f"invalid value for {key}: {val}: {e}") from None
+        elif key == "tmpfs-mode":
+            try:
+                tmpfs["Mode"] = int(val, 8)
+            except ValueError:
+                raise bad(f"invalid value for {key}: {val}") from None
+        else:
+            raise bad(f"unexpected key '{key}' in '{item}'")
+    kind = mount["Type"]
+    if kind not in ("bind", "volume", "tmpfs", "npipe", "cluster", "image"):
+        raise bad(f"invalid mount type: {kind}")
+    if not mount.get("Target"):
+        raise bad("target is required")
+    if bind and kind != "bind":
+        raise bad(f"cannot mix 'bind-*' options with mount type '{kind}'")
+    if volume and kind != "volume":
+        raise bad(f"cannot mix 'volume-*' options with mount type '{kind}'")
+    if tmpfs and kind != "tmpfs":
+        raise bad(f"cannot mix 'tmpfs-*' options with mount type '{kind}'")
+    if bind:
+        mount["BindOptions"] = bind
+    if volume:
+        mount["VolumeOptions"] = volume
+    if tmpfs:
+        mount["TmpfsOptions"] = tmpfs
+    return mount
+
+
+def _health_config(args: argparse.Namespace) -> dict[str, Any] | None:
+    """``--health-*`` / ``--no-healthcheck`` → ``Healthcheck`` (durations in nanoseconds)."""
+    durations: dict[str, int] = {}
+    for dest, flag, field_name in (
+            ("health_interval", "--health-interval", "Interval"),
+            ("health_timeout", "--health-timeout", "Timeout"),
+            ("health_start_period", "--health-start-period", "StartPeriod"),
+            ("health_start_interval", "--health-start-interval", "StartInterval")):
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        try:
+            durations[field_name] = go_duration_ns(value)
+        except ValueError as e:
+            raise _bad_flag(value, flag, str(e)) from None
+    retries = _go_int(args.health_retries, "--health-retries", 32) \
+        if args.health_retries is not None else 0
+    have = bool(args.health_cmd) or any(durations.values()) or retries != 0
+    if args.no_healthcheck:
+        if have:
+            raise OptionError("--no-healthcheck conflicts with --health-* options")
+        return {"Test": ["NONE"]}
+    if not have:
+        return None
+    for field_name, flag in (("Interval", "interval"), ("Timeout", "timeout"),
+                             ("StartPeriod", "start-period"),
+                             ("StartInterval", "start-interval")):
+        if durations.get(field_name, 0) < 0:
+            raise OptionError(f"--health-{flag} cannot be negative")
+    if retries < 0:
+        raise OptionError("--health-retries cannot be negative")
+    config: dict[str, Any] = {}
+    if args.health_cmd:
+        config["Test"] = ["CMD-SHELL", args.health_cmd]
+    config.update({k: v for k, v in durations.items() if v})
+    if retries:
+        config["Retries"] = retries
+    return config
+
+
+def _security_opts(values: list[str]) -> list[str]:
+    """docker's ``parseSecurityOpts``: a seccomp profile file is sent as its (compact) JSON."""
+    import json
+
+    out = []
+    for opt in values:
+        key, sep, val = opt.partition("=")
+        if not sep and key != "no-new-privileges":
+            key, sep, val = opt.partition(":")
+        if (not sep or not val) and key != "no-new-privileges":
+            raise OptionError(f"Invalid --security-opt: {json.dumps(opt)}")
+        if key == "seccomp" and val not in ("builtin", "unconfined"):
+            try:
+                with open(val, encoding="utf-8") as f:
+                    profile = json.load(f)
+            except OSError as e:
+                raise OptionError(f"opening seccomp profile ({val}) failed: open {val}: "
+                                  f"{(e.strerror or str(e)).lower()}") from None
+            except ValueError as e:
+                raise OptionError(f"compacting json for seccomp profile ({val}) failed: "
+                                  f"{e}") from None
+            opt = "seccomp=" + json.dumps(profile, separators=(",", ":"))
+        out.append(opt)
+    return out
+
+
+def _kv_map(values: list[str]) -> dict[str, str]:
+    """``k=v`` items to a map; a bare ``k`` maps to "" (docker's ``ConvertKVStringsToMap``)."""
+    out: dict[str, str] = {}
+    for item in values:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out
+
+
+def _read_label_files(paths: list[str]) -> list[str]:
+    out: list[str] = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except OSError as e:
+            raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
+        for line in lines:
+            text = line.lstrip()
+            if text and not text.startswith("#"):
+                out.append(text)
+    return out
+
+
+def _check_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _extra_host(value: str) -> str:
+    """``host:ip`` or ``host=ip`` (``host-gateway`` allowed), as docker validates it."""
+    name, sep, address = value.partition("=")
+    if not sep:
+        name, sep, address = value.partition(":")
+    if not sep or not name or not (address == "host-gateway" or _check_ip(address)):
+        raise _bad_flag(value, "--add-host", f'bad format for add-host: "{value}"')
+    return value
+
+
+def _volume_spec(spec: str) -> str | None:
+    """``-v``: a bind or named volume (``src:dst[:opts]``) → its ``Binds`` entry; an anonymous
+    volume (``/dst``) → None. A ``./relative`` host path is made absolute, as docker does."""
+    parts = spec.split(":")
+    if not spec or len(parts) > 3 or any(not p for p in parts[:2]):
+        raise OptionError(f"invalid spec: {spec}: empty section between colons"
+                          if "::" in spec or spec.startswith(":") else f"invalid spec: {spec}")
+    if len(parts) == 1:
+        return None
+    host = parts[0]
+    if host == "." or host.startswith("./") or host.startswith(".."):
+        host = os.path.abspath(host)
+    return ":".join([host, *parts[1:]])
+
+
+def _dns(value: str) -> str:
+    if not _check_ip(value):
+        raise _bad_flag(value, "--dns", f"{value} is not an ip address")
+    return value
+
+
+def _log_opts(args: argparse.Namespace) -> dict[str, str]:
+    if args.log_driver == "none" and args.log_opt:
+        raise OptionError("invalid logging opts for driver none")
+    return _kv_map(args.log_opt)
 
 
 def _env_entry(item: str, environ: Mapping[str, str]) -> str:

@@ -1,14 +1,19 @@
-"""``berth exec``: run a command in a running container, docker's create → start → inspect."""
+"""``berth exec``: run a command in a running container, docker's create → start → inspect.
+
+The exit code is the command's, read from ``GET /exec/{id}/json`` once its output has ended.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from typing import Any
 
 from berth.cli.commands import _attach
 from berth.cli.commands._container import OptionError, _env_entry, _read_env_files
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
-from berth.cli.streams import StdinPump, copy_output, iter_socket
+from berth.http.client import DaemonUnavailable
 
 USAGE = "[OPTIONS] CONTAINER COMMAND [ARG...]"
 ALIASES = ("container exec", "exec")
@@ -33,35 +38,46 @@ def configure(p: Parser) -> None:
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     client = ctx.client
-    tty, interactive = bool(args.tty), bool(args.interactive)
-    if interactive and tty and not args.detach and not ctx.is_tty(ctx.stdin):
-        raise StatusError(1, "the input device is not a TTY")
+    tty, interactive, detach = bool(args.tty), bool(args.interactive), bool(args.detach)
     try:
         env = _read_env_files(args.env_file, ctx.environ) + [_env_entry(e, ctx.environ)
                                                               for e in args.env]
     except OptionError as e:
         raise e.status(ctx.verb) from None
-    config = {
+    client.get_json(f"/containers/{args.container}/json")  # a clear "No such container"
+    if interactive and tty and not detach and not ctx.is_tty(ctx.stdin):
+        raise StatusError(1, "the input device is not a TTY")
+    config: dict[str, Any] = {
         "User": args.user or "", "Privileged": bool(args.privileged), "Tty": tty,
-        "AttachStdin": interactive and not args.detach,
-        "AttachStdout": not args.detach, "AttachStderr": not args.detach,
+        "AttachStdin": interactive and not detach,
+        "AttachStderr": not detach, "AttachStdout": not detach, "Detach": detach,
         "DetachKeys": args.detach_keys or "", "Env": env or None,
         "WorkingDir": args.workdir or "", "Cmd": list(args.command),
     }
+    start: dict[str, Any] = {"Detach": detach, "Tty": tty}
+    if tty:
+        size = list(_attach.terminal_size(ctx) or (0, 0))
+        config["ConsoleSize"] = start["ConsoleSize"] = size
     created = client.post_json(f"/containers/{args.container}/exec", json=config)
-    exec_id = created["Id"]
-    if args.detach:
-        client.request("POST", f"/exec/{exec_id}/start",
-                       json={"Detach": True, "Tty": tty}).close()
+    exec_id = str(created.get("Id") or "")
+    if not exec_id:
+        raise StatusError(1, "exec ID empty")
+    if detach:
+        client.request("POST", f"/exec/{exec_id}/start", json=start).close()
         return 0
-    with client.hijack("POST", f"/exec/{exec_id}/start",
-                       json={"Detach": False, "Tty": tty}) as hijacked:
-        if interactive:
-            StdinPump(ctx.stdin, hijacked.sock).start()
-        with _attach.raw_terminal(ctx, tty and interactive):
-            system_error = copy_output(iter_socket(hijacked.sock, hijacked.buffered),
-                                       ctx.stdout, ctx.stderr, tty)
-    if system_error:
-        ctx.err(system_error)
-    info = client.get_json(f"/exec/{exec_id}/json")
+    streams = _attach.Streams(stdin=interactive, stdout=True, stderr=True, tty=tty)
+    with contextlib.ExitStack() as stack:
+        hijacked = stack.enter_context(client.hijack("POST", f"/exec/{exec_id}/start",
+                                                     json=start))
+        if tty and ctx.is_tty(ctx.stdin):
+            stack.enter_context(_attach.monitor_tty_size(client, ctx,
+                                                         f"/exec/{exec_id}/resize"))
+        try:
+            _attach.stream(ctx, hijacked, streams, args.detach_keys)
+        except _attach.Detached:
+            raise StatusError(1, "read escape sequence") from None
+    try:
+        info = client.get_json(f"/exec/{exec_id}/json")
+    except DaemonUnavailable:
+        return 255  # docker's -1: the daemon went away
     return int(info.get("ExitCode") or 0)

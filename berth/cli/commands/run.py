@@ -30,6 +30,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                               body["Tty"])
     if streams.stdin and streams.tty and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")
+    if streams.tty and (size := _attach.terminal_size(ctx)) is not None:
+        body["HostConfig"]["ConsoleSize"] = list(size)
     auto_remove = bool(body["HostConfig"]["AutoRemove"])
     client = ctx.client
     try:
@@ -42,7 +44,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     hijacked = None
     if streams.any:
         try:
-            hijacked = _attach.attach(client, container_id, streams)
+            hijacked = _attach.attach(client, container_id, streams, args.detach_keys)
         except BerthError as e:
             raise _container.run_error(e, ctx.verb) from None
     else:
@@ -51,7 +53,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if hijacked is not None:
             stack.callback(hijacked.close)
         try:
-            pending = _attach.send_wait(client, container_id, auto_remove)
+            pending = _attach.send_wait(client, container_id,
+                                        "removed" if auto_remove else "next-exit")
         except BerthError as e:
             raise _container.run_error(e, ctx.verb) from None
         stack.callback(pending.close)
@@ -67,7 +70,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         if hijacked is None:
             return 0
         if streams.tty:
-            _attach.resize(client, ctx, container_id)
-        with _attach.signal_proxy(client, container_id, args.sig_proxy and not streams.tty):
-            _attach.stream_until_done(ctx, hijacked, streams)
-            return _attach.wait_status(ctx, pending)
+            stack.enter_context(_attach.monitor_tty_size(
+                client, ctx, f"/containers/{container_id}/resize"))
+        stack.enter_context(_attach.signal_proxy(client, container_id,
+                                                 args.sig_proxy and not streams.tty))
+        try:
+            _attach.stream(ctx, hijacked, streams, args.detach_keys)
+        except _attach.Detached:
+            return 0  # the container runs on; docker's run exits 0 after a detach
+        return _attach.wait_status(ctx, pending)

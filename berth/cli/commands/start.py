@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 
 from berth.cli.commands import _attach
 from berth.cli.commands._each import for_each
@@ -39,17 +40,25 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if streams.stdin and streams.tty and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")
     auto_remove = bool((info.get("HostConfig") or {}).get("AutoRemove"))
-    hijacked = _attach.attach(client, container_id, streams)
-    try:
-        pending = _attach.send_wait(client, container_id, auto_remove)
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_attach.signal_proxy(client, container_id, not streams.tty))
+        hijacked = stack.enter_context(_attach.attach(client, container_id, streams,
+                                                      args.detach_keys))
+        pending = _attach.send_wait(client, container_id,
+                                    "removed" if auto_remove else "next-exit")
+        stack.callback(pending.close)
         try:
             client.request("POST", f"/containers/{container_id}/start").close()
-            if streams.tty:
-                _attach.resize(client, ctx, container_id)
-            with _attach.signal_proxy(client, container_id, not streams.tty):
-                _attach.stream_until_done(ctx, hijacked, streams)
-                return _attach.wait_status(ctx, pending)
-        finally:
-            pending.close()
-    finally:
-        hijacked.close()
+        except Exception:
+            hijacked.close()
+            if auto_remove:
+                _attach.wait_status(ctx, pending, timeout=30)
+            raise
+        if streams.tty:
+            stack.enter_context(_attach.monitor_tty_size(
+                client, ctx, f"/containers/{container_id}/resize"))
+        try:
+            _attach.stream(ctx, hijacked, streams, args.detach_keys)
+        except _attach.Detached:
+            return 0
+        return _attach.wait_status(ctx, pending)

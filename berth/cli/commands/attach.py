@@ -1,0 +1,68 @@
+"""``berth attach``: our terminal's streams joined to a running container's."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from typing import Any
+
+from berth.cli.commands import _attach
+from berth.cli.context import Context, StatusError
+from berth.cli.parser import Parser
+from berth.http.client import Client
+
+USAGE = "[OPTIONS] CONTAINER"
+ALIASES = ("container attach", "attach")
+
+
+def configure(p: Parser) -> None:
+    p.flag("--detach-keys", dest="detach_keys", kind="string",
+           help="Override the key sequence for detaching a container")
+    p.flag("--no-stdin", dest="no_stdin", action="store_true", help="Do not attach STDIN")
+    p.flag("--sig-proxy", dest="sig_proxy", action="store_true", default=True,
+           help="Proxy all received signals to the process (default true)")
+    p.positionals(1, 1)
+
+
+def _running(client: Client, name: str) -> dict[str, Any]:
+    """Inspect, refusing as docker does a container that cannot be attached to."""
+    info: dict[str, Any] = client.get_json(f"/containers/{name}/json")
+    state = info.get("State") or {}
+    if not state.get("Running"):
+        raise StatusError(1, "You cannot attach to a stopped container, start it first")
+    if state.get("Paused"):
+        raise StatusError(1, "You cannot attach to a paused container, unpause it first")
+    if state.get("Restarting"):
+        raise StatusError(1, "You cannot attach to a restarting container, wait until it is "
+                             "running")
+    return info
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    client = ctx.client
+    name = args.args[0]
+    with contextlib.ExitStack() as stack:
+        # Waiting first, as docker does, so an exit while we attach is not missed.
+        pending = _attach.send_wait(client, name, None)
+        stack.callback(pending.close)
+        info = _running(client, name)
+        config = info.get("Config") or {}
+        tty = bool(config.get("Tty"))
+        if not args.no_stdin and tty and not ctx.is_tty(ctx.stdin):
+            raise StatusError(1, "the input device is not a TTY")
+        streams = _attach.Streams(stdin=not args.no_stdin and bool(config.get("OpenStdin")),
+                                  stdout=True, stderr=True, tty=tty)
+        container_id = str(info.get("Id") or name)
+        stack.enter_context(_attach.signal_proxy(client, container_id,
+                                                 args.sig_proxy and not tty))
+        hijacked = stack.enter_context(_attach.attach(client, container_id, streams,
+                                                      args.detach_keys))
+        _running(client, container_id)  # it may have stopped meanwhile: do not hang
+        if tty:
+            stack.enter_context(_attach.monitor_tty_size(
+                client, ctx, f"/containers/{container_id}/resize"))
+        try:
+            _attach.stream(ctx, hijacked, streams, args.detach_keys)
+        except _attach.Detached:
+            raise StatusError(1, "read escape sequence") from None
+        return _attach.wait_status(ctx, pending)

@@ -1,0 +1,345 @@
+"""``berth cp``: copy files between a container and the local filesystem, docker's way.
+
+Out of a container: ``GET /containers/{id}/archive?path=`` returns a tar of the path and its
+stat (base64 JSON in ``X-Docker-Container-Path-Stat``); the tar is extracted here with its
+entries renamed so the copy lands where docker would put it. Into a container: the local path
+is stat'ed, the container path too (``HEAD``), and a tar whose entries already carry the final
+name is ``PUT`` to the directory it must be extracted in. ``-`` streams the tar itself.
+
+docker's destination rules (moby's ``archive.PrepareArchiveCopy``):
+
+* destination is an existing directory: the source goes inside it;
+* destination exists as a file: a file replaces it, a directory is refused;
+* destination does not exist: it is created with the source's content under its name, unless
+  it ends in ``/`` (or ``/.``) and the source is a file: "no such directory".
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import posixpath
+import tarfile
+import threading
+from dataclasses import dataclass
+from typing import IO, Any
+
+from berth.cli.context import Context, StatusError
+from berth.cli.parser import Parser
+from berth.http.client import APIError, Client
+
+USAGE = ("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
+         "\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")
+ALIASES = ("container cp", "cp")
+
+_MODE_DIR = 1 << 31  # Go's os.FileMode bits, as the stat header carries them
+_MODE_SYMLINK = 1 << 27
+_MODE_IRREGULAR = (1 << 26) | (1 << 25) | (1 << 24) | (1 << 23) | (1 << 21) | (1 << 19)
+
+
+def configure(p: Parser) -> None:
+    p.flag("-a", "--archive", action="store_true",
+           help="Archive mode (copy all uid/gid information)")
+    p.flag("-L", "--follow-link", dest="follow_link", action="store_true",
+           help="Always follow symbol link in SRC_PATH")
+    p.flag("-q", "--quiet", action="store_true",
+           help="Suppress progress output during copy. Progress output is automatically "
+                "suppressed if no terminal is attached")
+    p.positionals(2, 2)
+
+
+@dataclass
+class PathStat:
+    name: str
+    size: int
+    mode: int
+    link_target: str
+
+    @property
+    def is_dir(self) -> bool:
+        return bool(self.mode & _MODE_DIR)
+
+    @property
+    def is_symlink(self) -> bool:
+        return bool(self.mode & _MODE_SYMLINK)
+
+
+def decode_stat(header: str | None) -> PathStat | None:
+    """The ``X-Docker-Container-Path-Stat`` header: base64 of a JSON object."""
+    if not header:
+        return None
+    try:
+        data: dict[str, Any] = json.loads(base64.b64decode(header))
+    except ValueError:
+        return None
+    return PathStat(str(data.get("name") or ""), int(data.get("size") or 0),
+                    int(data.get("mode") or 0), str(data.get("linkTarget") or ""))
+
+
+def split_arg(arg: str) -> tuple[str, str]:
+    """``CONTAINER:PATH`` → (container, path); a local path → ("", path).
+
+    An absolute path is local even with a colon in it; so is one starting with ``.``.
+    """
+    if arg.startswith(("/", ".")):
+        return "", arg
+    container, sep, path = arg.partition(":")
+    if not sep:
+        return "", arg
+    return container, path
+
+
+def split_dir_entry(path: str) -> tuple[str, str]:
+    """moby's ``SplitPathDirEntry``: ``/a/b/.`` keeps its ``.``, trailing slashes go."""
+    cleaned = posixpath.normpath(path) if path else "."
+    if path.endswith("/.") or path == ".":
+        cleaned = cleaned.rstrip("/") + "/." if cleaned != "/" else "/."
+    return posixpath.dirname(cleaned) or ".", posixpath.basename(cleaned)
+
+
+def _asserts_dir(path: str) -> bool:
+    return path.endswith("/") or path.endswith("/.") or path == "."
+
+
+def stat_path(client: Client, container: str, path: str) -> PathStat:
+    with client.request("HEAD", f"/containers/{container}/archive",
+                        params={"path": path}) as response:
+        stat = decode_stat(response.headers.get("x-docker-container-path-stat"))
+    if stat is None:
+        raise StatusError(1, "unable to decode container path stat header")
+    return stat
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    src, dst = args.args
+    src_container, src_path = split_arg(src)
+    dst_container, dst_path = split_arg(dst)
+    if src_container and dst_container:
+        raise StatusError(1, "copying between containers is not supported")
+    if not src_container and not dst_container:
+        raise StatusError(1, "must specify at least one container source")
+    if not src_path:
+        raise StatusError(1, "source can not be empty")
+    if not dst_path:
+        raise StatusError(1, "destination can not be empty")
+    if src_container:
+        return copy_from(ctx, args, src_container, src_path, dst_path)
+    return copy_to(ctx, args, src_path, dst_container, dst_path)
+
+
+# -- out of a container -----------------------------------------------------------------------
+
+def _rebase(name: str, old: str, new: str) -> str:
+    """moby's ``RebaseArchiveEntries``: the first path element ``old`` becomes ``new``."""
+    if old in ("", "/"):
+        return name
+    first, sep, rest = name.partition("/")
+    if first != old:
+        return name
+    return new + sep + rest
+
+
+class _NoChownTar(tarfile.TarFile):
+    """Extraction as docker's CLI does it: no lchown (``NoLchown``), ownership is not ours."""
+
+    def chown(self, tarinfo: tarfile.TarInfo, targetpath: str, numeric_owner: bool) -> None:
+        return
+
+
+def _safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+    """tarfile's ``tar`` filter (no absolute names, nothing outside ``dest``), modes kept."""
+    checked = tarfile.tar_filter(member, dest)
+    return checked.replace(mode=member.mode, deep=False)
+
+
+def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> int:
+    """Extract a tar stream into ``dest_dir`` renaming ``old`` → ``new``; return bytes."""
+    total = 0
+    with _NoChownTar.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            member.name = _rebase(member.name, old, new)
+            if member.islnk():
+                member.linkname = _rebase(member.linkname, old, new)
+            target = os.path.join(dest_dir, member.name)
+            # NoOverwriteDirNonDir: never replace a directory by a file or a file by a directory.
+            if os.path.lexists(target) and member.name.strip("/.") != "":
+                is_dir = os.path.isdir(target) and not os.path.islink(target)
+                if is_dir and not member.isdir():
+                    raise StatusError(1, f"cannot overwrite directory \"{target}\" with "
+                                         f"non-directory \"{member.name}\"")
+                if member.isdir() and not is_dir:
+                    raise StatusError(1, f"cannot overwrite non-directory \"{target}\" with "
+                                         f"directory \"{member.name}\"")
+                if not is_dir and not member.isdir():
+                    os.unlink(target)
+            total += member.size
+            try:
+                tar.extract(member, dest_dir, set_attrs=True, filter=_safe)
+            except tarfile.FilterError as e:
+                raise StatusError(1, f"refusing to extract {member.name!r}: {e}") from None
+    return total
+
+
+def _local_destination(path: str) -> tuple[bool, bool, str]:
+    """(exists, is_dir, path) for a local destination, following symlinks as docker does."""
+    if os.path.lexists(path):
+        resolved = os.path.realpath(path) if os.path.islink(path) else path
+        if os.path.exists(resolved):
+            return True, os.path.isdir(resolved), path
+        return False, False, resolved
+    parent = os.path.dirname(os.path.normpath(path)) or "."
+    if not os.path.isdir(parent):
+        raise StatusError(1, f"lstat {parent}: no such file or directory" if not
+                          os.path.lexists(parent) else f"{parent}: not a directory")
+    return False, False, path
+
+
+def copy_from(ctx: Context, args: argparse.Namespace, container: str, src_path: str,
+              dst_path: str) -> int:
+    client = ctx.client
+    rebase_name = ""
+    if args.follow_link:
+        try:
+            stat = stat_path(client, container, src_path)
+        except APIError:
+            stat = None
+        if stat is not None and stat.is_symlink:
+            target = stat.link_target
+            if not target.startswith("/"):
+                target = posixpath.join(split_dir_entry(src_path)[0], target)
+            if posixpath.basename(target) != posixpath.basename(src_path.rstrip("/")):
+                rebase_name = posixpath.basename(src_path.rstrip("/"))
+            src_path = target
+    with client.request("GET", f"/containers/{container}/archive",
+                        params={"path": src_path}) as response:
+        if dst_path == "-":
+            for chunk in response.iter_chunks():
+                ctx.stdout.write(chunk)
+            ctx.stdout.flush()
+            return 0
+        stat = decode_stat(response.headers.get("x-docker-container-path-stat"))
+        src_is_dir = bool(stat and stat.is_dir)
+        exists, is_dir, dst_path = _local_destination(dst_path)
+        dst_dir, dst_base = split_dir_entry(dst_path)
+        src_base = split_dir_entry(src_path)[1]
+        if exists and is_dir:
+            into, new = dst_path, rebase_name or src_base
+        elif exists and src_is_dir:
+            raise StatusError(1, "cannot copy directory")
+        elif not exists and not src_is_dir and _asserts_dir(dst_path):
+            raise StatusError(1, "no such directory")
+        else:
+            into, new = dst_dir, dst_base
+        size = _extract(response.fileobj(), into, src_base, new)
+    if ctx.is_tty(ctx.stderr) and not args.quiet:
+        from berth.cli.render import human_size
+
+        ctx.err(f"Successfully copied {human_size(size)} to {dst_path}")
+    return 0
+
+
+# -- into a container -------------------------------------------------------------------------
+
+def _tar_source(path: str, arcname: str, write: IO[bytes]) -> None:
+    with tarfile.open(fileobj=write, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(path, arcname=arcname, recursive=True)
+
+
+def _resolve_source(path: str, follow: bool) -> tuple[str, str]:
+    """moby's ``ResolveHostSourcePath``: (path to read, name the copy takes if renamed)."""
+    if follow:
+        resolved = os.path.realpath(path)
+        if path.endswith("/.") and not resolved.endswith("/."):
+            resolved += "/."
+        elif path.endswith("/") and not resolved.endswith("/"):
+            resolved += "/"
+    else:
+        head, base = os.path.split(path)
+        resolved = os.path.join(os.path.realpath(head) if head else "", base)
+    rebase = ""
+    if posixpath.basename(path.rstrip("/")) != posixpath.basename(resolved.rstrip("/")):
+        rebase = posixpath.basename(path.rstrip("/"))
+    return resolved, rebase
+
+
+def copy_to(ctx: Context, args: argparse.Namespace, src_path: str, container: str,
+            dst_path: str) -> int:
+    client = ctx.client
+    target_path = dst_path
+    stat: PathStat | None
+    try:
+        stat = stat_path(client, container, dst_path)
+    except APIError:
+        stat = None
+    if stat is not None and stat.is_symlink:
+        link = stat.link_target
+        if not link.startswith("/"):
+            link = posixpath.join(split_dir_entry(dst_path)[0], link)
+        target_path = link
+        try:
+            stat = stat_path(client, container, link)
+        except APIError:
+            stat = None
+    if stat is not None and not stat.is_dir and stat.mode & _MODE_IRREGULAR:
+        raise StatusError(1, f'destination "{container}:{dst_path}" must be a directory or a '
+                             "regular file")
+    exists, is_dir = stat is not None, bool(stat and stat.is_dir)
+    params: dict[str, Any] = {"noOverwriteDirNonDir": True,
+                              "copyUIDGID": True if args.archive else None}
+    if src_path == "-":
+        if not is_dir:
+            raise StatusError(1, f'destination "{container}:{dst_path}" must be a directory')
+        params["path"] = target_path
+        client.request("PUT", f"/containers/{container}/archive", params=params,
+                       body=ctx.stdin, headers={"Content-Type": "application/x-tar"}).close()
+        return 0
+
+    resolved, rebase = _resolve_source(src_path, args.follow_link)
+    try:
+        os.lstat(resolved.rstrip("/") or resolved)
+    except OSError as e:
+        raise StatusError(1, f"lstat {resolved}: {(e.strerror or str(e)).lower()}") from None
+    src_is_dir = os.path.isdir(resolved)
+    src_dir, src_base = split_dir_entry(resolved)
+    name = rebase or src_base
+    dst_dir, dst_base = split_dir_entry(target_path)
+    if exists and is_dir:
+        into, arcname = target_path, name
+    elif exists and src_is_dir:
+        raise StatusError(1, "cannot copy directory")
+    elif not exists and not src_is_dir and _asserts_dir(target_path):
+        raise StatusError(1, "no such directory")
+    else:
+        into, arcname = dst_dir, dst_base
+    read_fd, write_fd = os.pipe()
+    reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    failure: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            _tar_source(os.path.join(src_dir, src_base), arcname, writer)
+        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+            failure.append(e)
+        finally:
+            writer.close()
+
+    thread = threading.Thread(target=produce, name="tar", daemon=True)
+    thread.start()
+    params["path"] = into
+    try:
+        client.request("PUT", f"/containers/{container}/archive", params=params, body=reader,
+                       headers={"Content-Type": "application/x-tar"}).close()
+    finally:
+        reader.close()
+        thread.join()
+    if failure:
+        raise failure[0]
+    if ctx.is_tty(ctx.stderr) and not args.quiet:
+        from berth.cli.render import human_size
+
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(resolved)
+                   for f in fs) if src_is_dir else os.path.getsize(resolved)
+        ctx.err(f"Successfully copied {human_size(size)} to {container}:{dst_path}")
+    return 0

@@ -1,0 +1,23 @@
+"""``berth diff``: what changed in a container's filesystem (A added, C changed, D deleted)."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+
+USAGE = "CONTAINER"
+ALIASES = ("container diff", "diff")
+_KINDS = {0: "C", 1: "A", 2: "D"}
+
+
+def configure(p: Parser) -> None:
+    p.positionals(1, 1)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    changes = ctx.client.get_json(f"/containers/{args.args[0]}/changes") or []
+    for change in changes:
+        ctx.out(f"{_KINDS.get(int(change.get('Kind') or 0), '?')} {change.get('Path')}")
+    return 0

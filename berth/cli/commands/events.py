@@ -1,0 +1,76 @@
+"""``berth events``: the daemon's event stream, as docker prints it or through a template."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from typing import Any
+
+from berth.cli.commands.logs import api_timestamp
+from berth.cli.commands.ps import parse_filters
+from berth.cli.context import Context, StatusError
+from berth.cli.parser import Parser, append_list
+
+USAGE = "[OPTIONS]"
+ALIASES = ("system events", "events")
+
+
+def configure(p: Parser) -> None:
+    append_list(p, "-f", "--filter", help="Filter output based on conditions provided")
+    p.flag("--format", kind="string", help="Format output using a custom template")
+    p.flag("--since", kind="string", help="Show all events created since timestamp")
+    p.flag("--until", kind="string", help="Stream events until this timestamp")
+    p.positionals(0, 0)
+
+
+def event_time(event: dict[str, Any]) -> str:
+    """Go's ``RFC3339NanoFixed`` in local time: nine fraction digits, ``Z`` for UTC."""
+    nanos = int(event.get("timeNano") or 0) or int(event.get("time") or 0) * 1_000_000_000
+    seconds, frac = divmod(nanos, 1_000_000_000)
+    local = dt.datetime.fromtimestamp(seconds).astimezone()
+    offset = local.strftime("%z")
+    zone = "Z" if offset in ("+0000", "") else f"{offset[:3]}:{offset[3:]}"
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}" + zone
+
+
+def pretty(event: dict[str, Any]) -> str:
+    """``TIME TYPE ACTION ID (k=v, ...)`` as docker's ``prettyPrintEvent``."""
+    actor = event.get("Actor") or {}
+    line = ""
+    if event.get("timeNano") or event.get("time"):
+        line = event_time(event) + " "
+    line += f"{event.get('Type') or ''} {event.get('Action') or ''} {actor.get('ID') or ''}"
+    attributes = actor.get("Attributes") or {}
+    if attributes:
+        line += " (" + ", ".join(f"{k}={attributes[k]}" for k in sorted(attributes)) + ")"
+    return line
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    from berth.cli.template import TemplateError, render_template
+    from berth.http.frames import iter_json_messages
+
+    filters = parse_filters(args.filter)
+    now = time.time()
+    params = {
+        "since": api_timestamp(args.since, now, "since"),
+        "until": api_timestamp(args.until, now, "until"),
+        "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
+    }
+    fmt = args.format
+    with ctx.client.request("GET", "/events", params=params) as response:
+        for event in iter_json_messages(response.iter_chunks(), check=False):
+            if not isinstance(event, dict):
+                continue
+            if fmt == "json" or (fmt and fmt.strip() == "{{json .}}"):
+                ctx.out(json.dumps(event, separators=(",", ":")))
+            elif fmt:
+                try:
+                    ctx.out(render_template(fmt, event))
+                except TemplateError as e:
+                    raise StatusError(1, f"template parsing error: {e}") from None
+            else:
+                ctx.out(pretty(event))
+    return 0

@@ -1,0 +1,23 @@
+"""``berth unpause``: unpause all processes within one or more containers."""
+
+from __future__ import annotations
+
+import argparse
+
+from berth.cli.commands._each import for_each
+from berth.cli.context import Context
+from berth.cli.parser import Parser
+
+USAGE = "CONTAINER [CONTAINER...]"
+ALIASES = ("container unpause", "unpause")
+
+
+def configure(p: Parser) -> None:
+    p.positionals(1, None)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
+    def unpause(name: str) -> None:
+        ctx.client.request("POST", f"/containers/{name}/unpause").close()
+
+    return for_each(ctx, args.args, unpause)
