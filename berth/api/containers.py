@@ -255,13 +255,6 @@ def register(router: Router, services: Any) -> None:
     async def prune(request: Request) -> Response:
         return json_response(await containers.prune(parse_filters(request)))
 
-    async def changes(request: Request) -> Response:
-        return json_response(await containers.changes(request.params["id"]) or None)
-
-    async def export(request: Request) -> StreamResponse:
-        chunks = await containers.export(request.params["id"])
-        return StreamResponse(chunks, content_type="application/x-tar")
-
     router.add("POST", "/containers/{id}/attach", attach)
     router.add("GET", "/containers/{id}/attach/ws", attach_ws)
     router.add("POST", "/containers/{id}/resize", resize)
@@ -272,8 +265,6 @@ def register(router: Router, services: Any) -> None:
     router.add("POST", "/containers/{id}/update", update)
     router.add("POST", "/containers/{id}/rename", rename)
     router.add("POST", "/containers/prune", prune)
-    router.add("GET", "/containers/{id}/changes", changes)
-    router.add("GET", "/containers/{id}/export", export)
 
 
 def _strip_frames(data: bytes, record: dict[str, Any]) -> bytes:

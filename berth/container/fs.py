@@ -1,5 +1,5 @@
 """A container's filesystem seen from the daemon: paths resolved as a chroot would, stats in
-Go's FileMode bits, and tar streams in and out (``docker cp``, ``export``, ``changes``).
+Go's FileMode bits, and tar streams in and out (``docker cp``).
 
 Safety: a path from the client is cleaned lexically, then walked one component at a time
 from a directory fd of the container root with ``O_NOFOLLOW``; a symlink met on the way is
@@ -207,27 +207,3 @@ def write_tree_tar(res: Resolved, rebase: str, out: Any) -> None:
         top = res.host_path
         if add(top, rebase):
             walk(top, rebase)
-
-
-def changes(upper: str, lowers: list[str]) -> list[dict[str, Any]]:
-    """``docker diff`` from an overlay upper directory: 0 modified, 1 added, 2 deleted."""
-    out: list[dict[str, Any]] = []
-    for dirpath, dirnames, filenames in os.walk(upper):
-        rel_dir = os.path.relpath(dirpath, upper)
-        for name in sorted(dirnames + filenames):
-            full = os.path.join(dirpath, name)
-            rel = "/" + os.path.normpath(os.path.join(rel_dir, name)).lstrip("./")
-            if rel_dir == ".":
-                rel = "/" + name
-            try:
-                st = os.lstat(full)
-            except OSError:
-                continue
-            if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
-                out.append({"Path": rel, "Kind": 2})
-                continue
-            in_lower = any(os.path.lexists(os.path.join(low, rel.lstrip("/")))
-                           for low in lowers)
-            out.append({"Path": rel, "Kind": 0 if in_lower else 1})
-    out.sort(key=lambda c: c["Path"])
-    return out

@@ -41,6 +41,7 @@ __all__ = ["ContainerService"]
 log = logging.getLogger("berth.container")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
+_MANUAL_STOP = "HasBeenManuallyStopped"  # kept in the record, left out of inspect
 
 
 def _parse_time(text: str) -> float:
@@ -91,6 +92,7 @@ class _Live:
     health: asyncio.Task[None] | None = None
     restarter: asyncio.Task[None] | None = None
     stopping: bool = False
+    manual_stop: bool = False
     started_mono: float = 0.0
     backoff: float = 0.0
     exec_ids: list[str] = field(default_factory=list)
@@ -259,16 +261,20 @@ class ContainerService:
 
     # -- start ---------------------------------------------------------------------------------
 
-    async def start(self, ref: str) -> bool:
-        """Start the container; False when it was running already (HTTP 304)."""
+    async def start(self, ref: str, by_policy: bool = False) -> bool:
+        """Start the container; False when it was running already (HTTP 304), or when a
+        restart policy's start (``by_policy``) finds the container stopped by the user."""
         record = self._record(ref)
         cid = record["Id"]
         live = self._live_for(cid)
         async with live.lock:
             record = self._record(cid)
-            if record["State"]["Running"]:
+            if record["State"]["Running"] or (by_policy and live.stopping):
                 return False
             live.stopping = False
+            live.manual_stop = False
+            if not by_policy:
+                record.pop(_MANUAL_STOP, None)
             try:
                 await self._start_locked(record, live)
             except errors.BerthError as exc:
@@ -445,17 +451,22 @@ class ContainerService:
             state_dir = self._state_dir(cid)
             await ShimClient(state_dir).shutdown()
             shutil.rmtree(state_dir, ignore_errors=True)
-            self._emit("die", record, exitCode=str(code))
             stopped_by_user = live.stopping
+            if stopped_by_user and live.manual_stop:
+                record[_MANUAL_STOP] = True
+                await self._save(record)
+            self._emit("die", record, exitCode=str(code))
         if record["HostConfig"].get("AutoRemove"):
             await self._auto_remove(cid)
         elif not stopped_by_user and self._should_restart(record, code):
             live.restarter = self._spawn_task(self._restart_later(cid, live))
 
-    def _should_restart(self, record: dict[str, Any], code: int) -> bool:
+    def _should_restart(self, record: dict[str, Any], code: int, manual: bool = False) -> bool:
+        """Docker's rule: always; unless-stopped unless stopped by the user; on-failure for a
+        non-zero code within the retry count."""
         policy = record["HostConfig"].get("RestartPolicy") or {}
         name = policy.get("Name") or "no"
-        if name in ("always", "unless-stopped"):
+        if name == "always" or (name == "unless-stopped" and not manual):
             return True
         if name == "on-failure" and code != 0:
             limit = policy.get("MaximumRetryCount") or 0
@@ -484,7 +495,7 @@ class ContainerService:
             record["State"].update({"Restarting": False, "Status": "exited"})
             await self._save(record)
             live.restarter = None
-            await self.start(cid)
+            await self.start(cid, by_policy=True)
         except errors.NotFound:
             return
         except errors.BerthError as exc:
@@ -535,11 +546,15 @@ class ContainerService:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {record['Id']} is "
                                   "not running") from None
 
-    async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None) -> bool:
-        """Stop signal, then SIGKILL after the timeout; False when it was not running (304)."""
+    async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None,
+                   manual: bool = True) -> bool:
+        """Stop signal, then SIGKILL after the timeout; False when it was not running (304).
+        ``manual`` is a user's stop, which ``unless-stopped`` remembers across restarts."""
         record = self._record(ref)
         cid = record["Id"]
         live = self._live_for(cid)
+        live.stopping = True
+        live.manual_stop = manual
         if live.restarter is not None:
             live.restarter.cancel()
             live.restarter = None
@@ -554,8 +569,6 @@ class ContainerService:
             timeout = config.get("StopTimeout")
         if timeout is None:
             timeout = 10
-        live = self._live_for(cid)
-        live.stopping = True
         exited: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         live.next_exit.append(exited)
         shim = ShimClient(self._state_dir(cid))
@@ -621,6 +634,7 @@ class ContainerService:
 
     def inspect(self, ref: str) -> dict[str, Any]:
         record = self._record(ref)
+        record.pop(_MANUAL_STOP, None)
         record["Mounts"] = [_mount_view(p) for p in record.get("Mounts") or []]
         record["ExecIDs"] = list(self._live.get(record["Id"], _Live()).exec_ids) or None
         return record
@@ -1146,7 +1160,7 @@ class ContainerService:
                 deleted.append(record["Id"])
         return {"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
-    # -- filesystem: archive, export, changes ---------------------------------------------
+    # -- filesystem: archive ---------------------------------------------
 
     @contextlib.asynccontextmanager
     async def _rootfs(self, ref: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
@@ -1234,30 +1248,6 @@ class ContainerService:
             finally:
                 await applying
 
-    async def export(self, ref: str) -> AsyncIterator[bytes]:
-        from berth.archive import write_tar
-
-        cm = self._rootfs(ref)
-        root, _ = await cm.__aenter__()
-
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in _threaded_tar(lambda out: write_tar(root, out)):
-                    yield chunk
-            finally:
-                await cm.__aexit__(None, None, None)
-
-        return chunks()
-
-    async def changes(self, ref: str) -> list[dict[str, Any]]:
-        record = self._record(ref)
-        data = record["GraphDriver"].get("Data") or {}
-        upper = data.get("UpperDir")
-        if not upper:
-            return []
-        lowers = (data.get("LowerDir") or "").split(":")
-        return await asyncio.to_thread(fs.changes, upper, [lo for lo in lowers if lo])
-
     # -- daemon lifecycle ----------------------------------------------------------------------
 
     async def restore(self) -> None:
@@ -1266,6 +1256,12 @@ class ContainerService:
             record = _record_of(row)
             cid = record["Id"]
             if not record["State"]["Running"]:
+                state = record["State"]
+                if state.get("Restarting") or (
+                        state.get("StartedAt", ZERO_TIME) != ZERO_TIME and self._should_restart(
+                            record, state.get("ExitCode", 0), bool(record.get(_MANUAL_STOP)))):
+                    self._live_for(cid).restarter = self._spawn_task(
+                        self._restart_later(cid, self._live_for(cid)))
                 continue
             shim = ShimClient(self._state_dir(cid))
             try:
@@ -1289,8 +1285,8 @@ class ContainerService:
         if stop_containers:
             running = [r for r in (_record_of(row) for row in self.db.list_containers())
                        if r["State"]["Running"]]
-            await asyncio.gather(*(self.stop(r["Id"], timeout=10) for r in running),
-                                 return_exceptions=True)
+            await asyncio.gather(*(self.stop(r["Id"], timeout=10, manual=False)
+                                   for r in running), return_exceptions=True)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
