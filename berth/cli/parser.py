@@ -114,8 +114,14 @@ class Parser(argparse.ArgumentParser):
         expect_value = False
         for i, tok in enumerate(argv):
             if expect_value:
-                out.append(tok)
                 expect_value = False
+                if tok.startswith("-") and len(tok) > 1 and out:
+                    # pflag takes the next word as the value even when it starts with "-"
+                    # (``--health-timeout -1s``); argparse would read it as a flag.
+                    prev = out.pop()
+                    out.append(f"{prev}={tok}" if prev.startswith("--") else prev + tok)
+                else:
+                    out.append(tok)
                 continue
             if tok == "--":
                 out.extend(argv[i:])

@@ -227,8 +227,8 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         "Privileged": bool(args.privileged),
         "PublishAllPorts": bool(args.publish_all),
         "ReadonlyRootfs": bool(args.read_only),
-        "CapAdd": args.cap_add or None,
-        "CapDrop": args.cap_drop or None,
+        "CapAdd": _capabilities(args.cap_add),
+        "CapDrop": _capabilities(args.cap_drop),
         "Dns": [_dns(d) for d in args.dns],
         "ExtraHosts": [_extra_host(h) for h in args.add_host] or None,
         "GroupAdd": args.group_add or None,
@@ -241,6 +241,10 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
     if tmpfs:
         host_config["Tmpfs"] = tmpfs
     host_config.update(parse_resource_flags(args))
+    if args.cpuset_cpus:
+        host_config["CpusetCpus"] = args.cpuset_cpus
+    if args.cpuset_mems:
+        host_config["CpusetMems"] = args.cpuset_mems
     if not host_config.get("PidsLimit"):
         host_config.pop("PidsLimit", None)
     if args.ulimit:
@@ -494,8 +498,6 @@ def parse_mount(value: str) -> dict[str, Any]:
         else:
             raise bad(f"unexpected key '{key}' in '{item}'")
     kind = mount["Type"]
-    if kind not in ("bind", "volume", "tmpfs", "npipe", "cluster", "image"):
-        raise bad(f"invalid mount type: {kind}")
     if not mount.get("Target"):
         raise bad("target is required")
     if bind and kind != "bind":
@@ -507,6 +509,7 @@ def parse_mount(value: str) -> dict[str, Any]:
     if bind:
         mount["BindOptions"] = bind
     if volume:
+        volume.setdefault("DriverConfig", {})
         mount["VolumeOptions"] = volume
     if tmpfs:
         mount["TmpfsOptions"] = tmpfs
@@ -598,8 +601,8 @@ def _read_label_files(paths: list[str]) -> list[str]:
             raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
         for line in lines:
             text = line.lstrip()
-            if text and not text.startswith("#"):
-                out.append(text)
+            if text and not text.startswith("#") and "=" in text:
+                out.append(text)  # a bare name has no value to pass: dropped, as docker does
     return out
 
 
@@ -620,16 +623,13 @@ def _extra_host(value: str) -> str:
         name, sep, address = value.partition(":")
     if not sep or not name or not (address == "host-gateway" or _check_ip(address)):
         raise _bad_flag(value, "--add-host", f'bad format for add-host: "{value}"')
-    return value
+    return f"{name}:{address}"
 
 
 def _volume_spec(spec: str) -> str | None:
     """``-v``: a bind or named volume (``src:dst[:opts]``) → its ``Binds`` entry; an anonymous
     volume (``/dst``) → None. A ``./relative`` host path is made absolute, as docker does."""
     parts = spec.split(":")
-    if not spec or len(parts) > 3 or any(not p for p in parts[:2]):
-        raise OptionError(f"invalid spec: {spec}: empty section between colons"
-                          if "::" in spec or spec.startswith(":") else f"invalid spec: {spec}")
     if len(parts) == 1:
         return None
     host = parts[0]
@@ -638,9 +638,21 @@ def _volume_spec(spec: str) -> str | None:
     return ":".join([host, *parts[1:]])
 
 
+def _capabilities(names: list[str]) -> list[str] | None:
+    """docker's ``CapabilitiesNormalize``: upper case, ``CAP_`` prefixed (``ALL`` as is)."""
+    out: list[str] = []
+    for name in names:
+        cap = name.strip().upper()
+        if cap != "ALL" and not cap.startswith("CAP_"):
+            cap = "CAP_" + cap
+        if cap not in out:
+            out.append(cap)
+    return out or None
+
+
 def _dns(value: str) -> str:
     if not _check_ip(value):
-        raise _bad_flag(value, "--dns", f"{value} is not an ip address")
+        raise _bad_flag(value, "--dns", f"IP address is not correctly formatted: {value}")
     return value
 
 
@@ -680,7 +692,9 @@ def _read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
                     raise OptionError(f"invalid environment variable: {text}")
                 out.append(f"{key.lstrip()}={value}")
             else:
-                out.append(_env_entry(text.strip(), environ))
+                name = text.strip()
+                if name in environ:  # a bare name not set here is dropped, as docker does
+                    out.append(f"{name}={environ[name]}")
     return out
 
 

@@ -31,7 +31,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         ref = parse_normalized(args.args[1])
         if ref.digest:
             raise StatusError(1, "refusing to create a tag with a digest reference")
-        repo, tag = ref.familiar_name, ref.tag or "latest"
+        repo, tag = ref.name, ref.tag or "latest"
     params: dict[str, Any] = {
         "container": container, "repo": repo, "tag": tag,
         "comment": args.message or None, "author": args.author or None,

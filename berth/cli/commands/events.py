@@ -8,8 +8,8 @@ import json
 import time
 from typing import Any
 
-from berth.cli.commands.logs import api_timestamp
-from berth.cli.commands.ps import parse_filters
+from berth.cli.commands.logs import api_timestamp, go_duration
+from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
 
@@ -48,6 +48,13 @@ def pretty(event: dict[str, Any]) -> str:
     return line
 
 
+def _timestamp(value: str | None, now: float, flag: str) -> str | None:
+    """As docker: a duration back from now in whole seconds, else ``api_timestamp``'s rules."""
+    if value and value != "0" and go_duration(value) is not None:
+        return str(int(now - (go_duration(value) or 0)))
+    return api_timestamp(value, now, flag)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     from berth.cli.template import TemplateError, render_template
     from berth.http.frames import iter_json_messages
@@ -55,9 +62,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
     now = time.time()
     params = {
-        "since": api_timestamp(args.since, now, "since"),
-        "until": api_timestamp(args.until, now, "until"),
-        "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
+        "since": _timestamp(args.since, now, "since"),
+        "until": _timestamp(args.until, now, "until"),
+        "filters": encode_filters(filters),
     }
     fmt = args.format
     with ctx.client.request("GET", "/events", params=params) as response:

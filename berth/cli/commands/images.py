@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from berth.cli import render
-from berth.cli.commands.ps import parse_filters
+from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
 
@@ -27,7 +27,6 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    import json
 
     filters = parse_filters(args.filter) or {}
     if args.args:
@@ -35,7 +34,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     params = {
         "all": args.all or None,
         "digests": args.digests or None,
-        "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
+        "filters": encode_filters(filters),
     }
     images = ctx.client.get_json("/images/json", params) or []
     trunc = not args.no_trunc

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
-from berth.cli.commands.ps import parse_filters
+from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
 from berth.http.client import APIError
@@ -57,7 +56,7 @@ def _filters(items: list[str], extra: dict[str, list[str]] | None = None) -> str
     filters = parse_filters(items) or {}
     for key, values in (extra or {}).items():
         filters.setdefault(key, []).extend(values)
-    return json.dumps(filters, separators=(",", ":")) if filters else None
+    return encode_filters(filters)
 
 
 def prune_containers(ctx: Context, filters: list[str]) -> tuple[int, str]:

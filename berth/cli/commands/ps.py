@@ -43,8 +43,17 @@ def parse_filters(items: list[str]) -> dict[str, list[str]] | None:
     return filters or None
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def encode_filters(filters: dict[str, list[str]] | None) -> str | None:
+    """The ``filters`` query value as docker 28 writes it: ``{"key":{"value":true}}``."""
     import json
+
+    if not filters:
+        return None
+    return json.dumps({k: dict.fromkeys(v, True) for k, v in filters.items()},
+                      separators=(",", ":"), sort_keys=True)
+
+
+def run(ctx: Context, args: argparse.Namespace) -> int:
 
     filters = parse_filters(args.filter)
     last = 1 if args.latest else args.last
@@ -52,7 +61,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         "all": args.all or None,  # a limit implies all states on the daemon's side
         "limit": last if last > 0 else None,
         "size": args.size or None,
-        "filters": json.dumps(filters, separators=(",", ":")) if filters else None,
+        "filters": encode_filters(filters),
     }
     containers = ctx.client.get_json("/containers/json", params) or []
     trunc = not args.no_trunc

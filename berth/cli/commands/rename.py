@@ -6,6 +6,7 @@ import argparse
 
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+from berth.http.client import APIError
 
 USAGE = "CONTAINER NEW_NAME"
 ALIASES = ("container rename", "rename")
@@ -19,5 +20,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     old, new = (a.strip() for a in args.args)
     if not old or not new:
         raise StatusError(1, "Error: Neither old nor new names may be empty")
-    ctx.client.request("POST", f"/containers/{old}/rename", params={"name": new}).close()
+    try:
+        ctx.client.request("POST", f"/containers/{old}/rename", params={"name": new}).close()
+    except APIError as e:
+        raise StatusError(1, f"Error response from daemon: {e.message}\n"
+                             f"Error: failed to rename container named {old}") from None
     return 0

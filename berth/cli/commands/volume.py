@@ -9,7 +9,7 @@ from typing import Any
 
 from berth.cli import render
 from berth.cli.commands._each import for_each
-from berth.cli.commands.ps import parse_filters
+from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
 from berth.http.client import APIError
@@ -99,7 +99,7 @@ def _row(volume: dict[str, Any]) -> dict[str, str]:
 
 def _list(ctx: Context, args: argparse.Namespace) -> int:
     filters = parse_filters(args.filter)
-    params = {"filters": json.dumps(filters, separators=(",", ":")) if filters else None}
+    params = {"filters": encode_filters(filters)}
     result = ctx.client.get_json("/volumes", params) or {}
     volumes = sorted(result.get("Volumes") or [], key=lambda v: _natural(str(v.get("Name"))))
     if args.quiet:
