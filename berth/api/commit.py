@@ -125,7 +125,9 @@ def register(router: Any, services: Any) -> None:
         return json_response({"Id": image_id}, status=201)
 
     async def df(request: Request) -> Response:
-        return json_response(await asyncio.to_thread(images.disk_usage, containers))
+        types = request.query.get("type") or None
+        listed = await asyncio.to_thread(containers.list, True)
+        return json_response(await asyncio.to_thread(images.disk_usage, listed, types))
 
     router.add("GET", "/containers/{id}/changes", changes)
     router.add("GET", "/containers/{id}/export", export)

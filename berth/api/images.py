@@ -139,7 +139,7 @@ def register(router: Router, services: Any) -> None:
 
     async def list_(request: Request) -> Response:
         result = await asyncio.to_thread(images.list, request.flag("all"),
-                                         parse_filters(request))
+                                         parse_filters(request), request.flag("shared-size"))
         return json_response(result)
 
     async def inspect(request: Request) -> Response:
@@ -206,7 +206,12 @@ def register(router: Router, services: Any) -> None:
         return StreamResponse(stream_from_thread(lambda out: images.save(plan, out)),
                               content_type="application/x-tar")
 
+    async def prune(request: Request) -> Response:
+        filters = parse_filters(request)
+        return json_response(await asyncio.to_thread(images.prune, filters))
+
     router.add("GET", "/images/json", list_)
+    router.add("POST", "/images/prune", prune)
     router.add("GET", "/images/get", save_many)
     router.add("GET", "/images/{name*}/get", save_one)
     router.add("POST", "/images/load", load)

@@ -25,10 +25,12 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -101,6 +103,33 @@ def _filter_values(filters: dict[str, Any] | None, key: str) -> list[str]:
     if isinstance(v, str):
         return [v]
     return [str(x) for x in v]
+
+
+_LIST_FILTERS = frozenset({"dangling", "label", "reference", "before", "since"})
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_until(value: str, now: float | None = None) -> float:
+    """Docker's ``until``: a Go duration before now (``24h``, ``1h30m``), a Unix time
+    (``1700000000[.5]``), or an RFC 3339 date or time."""
+    now = time.time() if now is None else now
+    v = value.strip()
+    if v and _DURATION.sub("", v) == "":
+        return now - sum(float(n) * _UNIT[u] for n, u in _DURATION.findall(v))
+    try:
+        return float(v)
+    except ValueError:
+        pass
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", v):
+        v += "T00:00:00Z"
+    elif re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?", v):
+        v += "Z" if v.count(":") == 2 else ":00Z"
+    t = parse_created(v)
+    if t == 0.0:
+        raise InvalidArgument(f"invalid filter 'until={value}'")
+    return t
 
 
 def _progress(current: int, total: int) -> str:
@@ -404,55 +433,178 @@ class ImageService:
         return plan.image_id
 
     # -- listing and inspecting ------------------------------------------------
-    def list(self, all: bool = False, filters: dict[str, Any] | None = None) -> list[dict]:
-        """``GET /images/json`` (API 1.44 shape), newest first."""
-        db = self.db.read()
-        rows = db.execute("SELECT id, config, created, size, parent FROM images").fetchall()
-        parents = {r["parent"] for r in rows if r["parent"]}
+    def list(self, all: bool = False, filters: dict[str, Any] | None = None,
+             shared_size: bool = False) -> list[dict]:
+        """``GET /images/json`` (API 1.44 shape), newest first. Filters: ``dangling``,
+        ``label`` (``key`` or ``key=value``), ``reference`` (glob on name or name:tag),
+        ``before``/``since`` (an image); others are refused as Docker refuses them."""
+        for key in (filters or {}):
+            if key not in _LIST_FILTERS:
+                raise InvalidArgument(f"invalid filter '{key}'")
         dangling = _filter_values(filters, "dangling")
+        for d in dangling:
+            if d.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid filter 'dangling={d}'")
         labels = _filter_values(filters, "label")
         patterns = _filter_values(filters, "reference")
         before = [self._resolve_id(r) for r in _filter_values(filters, "before")]
         since = [self._resolve_id(r) for r in _filter_values(filters, "since")]
-        created_of = {r["id"]: parse_created(r["created"]) for r in rows}
+        summaries = self._summaries(shared_size=shared_size)
+        created_of = {r[0]: parse_created(r[1]) for r in self.db.read().execute(
+            "SELECT id, created FROM images")}  # full precision, as Docker compares
+        children = {s["ParentId"] for s in summaries if s["ParentId"]}
         out = []
-        for row in rows:
-            image_id = row["id"]
-            refs = self._refs_of(image_id)
-            tags = [r.familiar() for r in refs if not r.digest]
-            digests = [f"{r.familiar_name}@{r.digest}" for r in refs if r.digest]
-            if not tags and not digests and not all and image_id in parents:
-                continue  # an intermediate build image
+        for summary in summaries:
+            image_id = summary["Id"]
+            tags = summary["RepoTags"]
+            if not tags and not summary["RepoDigests"] and not all and image_id in children:
+                continue  # an intermediate image of a build or commit chain
             if dangling:
                 want = dangling[0].lower() in ("true", "1")
                 if want != (not tags):
                     continue
-            config = json.loads(row["config"])
-            img_labels = (config.get("config") or {}).get("Labels") or {}
-            if labels and not builtins.all(_label_match(img_labels, f) for f in labels):
+            if labels and not builtins.all(_label_match(summary["Labels"] or {}, f)
+                                           for f in labels):
                 continue
             if patterns:
                 tags = [t for t in tags if any(_ref_match(p, t) for p in patterns)]
                 if not tags:
                     continue
+                summary = {**summary, "RepoTags": tags}
             created = created_of[image_id]
             if before and not builtins.all(created < created_of[b] for b in before):
                 continue
             if since and not builtins.all(created > created_of[s] for s in since):
                 continue
+            out.append(summary)
+        return out
+
+    def _summaries(self, shared_size: bool = False,
+                   containers: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        """Every image as ``ImageSummary``; ``SharedSize`` is the size of its layers that
+        another image uses too, ``Containers`` how many containers use it (-1: not asked)."""
+        db = self.db.read()
+        rows = db.execute("SELECT id, config, created, size, parent FROM images").fetchall()
+        layer_users: dict[str, int] = {}
+        image_layers: dict[str, list[tuple[str, int]]] = {}
+        if shared_size:
+            for image_id, chain, size in db.execute(
+                    "SELECT il.image_id, il.chain_id, l.size FROM image_layers il"
+                    " JOIN layers l ON l.chain_id = il.chain_id"):
+                layer_users[chain] = layer_users.get(chain, 0) + 1
+                image_layers.setdefault(image_id, []).append((chain, size))
+        refs: dict[str, list[Reference]] = {}
+        for ref, image_id in db.execute("SELECT reference, image_id FROM tags"
+                                        " ORDER BY created, reference"):
+            refs.setdefault(image_id, []).append(parse_normalized(ref))
+        out = []
+        precise: dict[str, float] = {}
+        for row in rows:
+            image_id = row["id"]
+            precise[image_id] = parse_created(row["created"])
+            mine = refs.get(image_id, [])
+            config = json.loads(row["config"])
+            shared = -1
+            if shared_size:
+                shared = sum(size for chain, size in image_layers.get(image_id, [])
+                             if layer_users[chain] > 1)
             out.append({
-                "Containers": -1,
-                "Created": int(created),
+                "Containers": (containers or {}).get(image_id, 0) if containers is not None
+                else -1,
+                "Created": int(parse_created(row["created"])),
                 "Id": image_id,
                 "Labels": (config.get("config") or {}).get("Labels"),
                 "ParentId": row["parent"],
-                "RepoDigests": digests,
-                "RepoTags": tags,
-                "SharedSize": -1,
+                "RepoDigests": [f"{r.familiar_name}@{r.digest}" for r in mine if r.digest],
+                "RepoTags": [r.familiar() for r in mine if not r.digest],
+                "SharedSize": shared,
                 "Size": row["size"],
             })
-        out.sort(key=lambda d: (d["Created"], d["Id"]), reverse=True)
+        out.sort(key=lambda d: (precise[d["Id"]], d["Id"]), reverse=True)
         return out
+
+    def disk_usage(self, containers: list[dict[str, Any]],
+                   types: list[str] | None = None) -> dict[str, Any]:
+        """``GET /system/df``: images with their container counts and shared sizes, the
+        containers (given as summaries) with their own writes (``SizeRw``), layers' total."""
+        types = types or ["container", "image", "volume", "build-cache"]
+        out: dict[str, Any] = {}
+        usage: dict[str, int] = {}
+        for c in containers:
+            image_id = c.get("ImageID") or ""
+            usage[image_id] = usage.get(image_id, 0) + 1
+        if "image" in types:
+            row = self.db.read().execute("SELECT COALESCE(SUM(size), 0) FROM layers").fetchone()
+            out["LayersSize"] = row[0]
+            out["Images"] = self._summaries(shared_size=True, containers=usage)
+        if "container" in types:
+            sizes = {r[0]: r[1] for r in self.db.read().execute("SELECT id, size FROM images")}
+            listed = []
+            for c in containers:
+                c = dict(c)
+                try:
+                    rw = self.snapshots.usage(c["Id"]).size
+                except NotFound:
+                    rw = 0
+                c["SizeRw"] = rw
+                c["SizeRootFs"] = rw + sizes.get(c.get("ImageID") or "", 0)
+                listed.append(c)
+            out["Containers"] = listed
+        if "volume" in types:
+            out["Volumes"] = []
+        if "build-cache" in types:
+            out["BuildCache"] = []
+        return out
+
+    def prune(self, filters: dict[str, Any] | None = None,
+              now: float | None = None) -> dict[str, Any]:
+        """``POST /images/prune``: dangling images (or, with ``dangling=false``, every image)
+        that no container uses, narrowed by ``label``/``label!`` and ``until``."""
+        for key in (filters or {}):
+            if key not in ("dangling", "label", "label!", "until"):
+                raise InvalidArgument(f"invalid filter '{key}'")
+        dangling_only = True
+        for d in _filter_values(filters, "dangling"):
+            if d.lower() not in ("true", "false", "1", "0"):
+                raise InvalidArgument(f"invalid filter 'dangling={d}'")
+            dangling_only = d.lower() in ("true", "1")
+        until = [parse_until(u, now) for u in _filter_values(filters, "until")]
+        labels = _filter_values(filters, "label")
+        not_labels = _filter_values(filters, "label!")
+        db = self.db.read()
+        summaries = self._summaries()
+        parents = {s["ParentId"] for s in summaries if s["ParentId"]}
+        in_use = {r[0] for r in db.execute("SELECT DISTINCT image_id FROM containers"
+                                           " WHERE image_id IS NOT NULL")}
+        deleted: list[dict[str, str]] = []
+        reclaimed = 0
+        for s in summaries:
+            image_id = s["Id"]
+            if dangling_only and (s["RepoTags"] or image_id in parents):
+                continue
+            if image_id in in_use:
+                continue
+            img_labels = s["Labels"] or {}
+            if labels and not builtins.all(_label_match(img_labels, f) for f in labels):
+                continue
+            if not_labels and builtins.any(_label_match(img_labels, f) for f in not_labels):
+                continue
+            if until and not builtins.all(s["Created"] < u for u in until):
+                continue
+            sizes = {r[0]: r[1] for r in db.execute("SELECT chain_id, size FROM layers")}
+            try:
+                if s["RepoTags"] or s["RepoDigests"]:
+                    records = []
+                    for ref in s["RepoTags"] + s["RepoDigests"]:
+                        with contextlib.suppress(NotFound):
+                            records += self.delete(ref, force=False, prune=True)
+                else:
+                    records = self.delete(image_id, force=False, prune=True)
+            except (Conflict, NotFound):
+                continue  # in use after all, or gone with a child deleted before it
+            deleted += records
+            reclaimed += sum(sizes.get(r["Deleted"], 0) for r in records if "Deleted" in r)
+        return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """``GET /images/{name}/json`` (API 1.44: no VirtualSize)."""
@@ -524,8 +676,17 @@ class ImageService:
             entries.append({"Id": "<missing>", "Created": int(parse_created(rec.created)),
                             "CreatedBy": "", "Tags": None, "Size": rec.size, "Comment": ""})
         entries.reverse()
-        entries[0]["Id"] = rec.id
-        entries[0]["Tags"] = rec.repo_tags or None
+        # As Docker: the newest entry is the image, the next its parent, and so on up the
+        # chain of local parents (commits and builds); the rest stay "<missing>".
+        image_id: str | None = rec.id
+        for entry in entries:
+            if not image_id:
+                break
+            entry["Id"] = image_id
+            entry["Tags"] = self._tags_of(image_id) or None
+            row = self.db.read().execute("SELECT parent FROM images WHERE id=?",
+                                         (image_id,)).fetchone()
+            image_id = row[0] if row is not None else None
         return entries
 
     # -- saving ----------------------------------------------------------------
