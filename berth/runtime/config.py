@@ -15,6 +15,7 @@ from typing import Any
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
+from berth.runtime import seccomp as _seccomp
 from berth.runtime.user import ANNOTATION as USER_ANNOTATION
 
 # OCI namespace type -> clone flag.
@@ -155,6 +156,7 @@ class InitConfig:
     cgroups_path: str | None = None
     resources: dict[str, Any] = field(default_factory=dict)
     cgroup_procs: list[str] = field(default_factory=list)  # filled in by the creator
+    seccomp: bytes | None = None  # the compiled BPF program
 
     def has_namespace(self, kind: str) -> bool:
         return any(ns.kind == kind for ns in self.namespaces)
@@ -353,4 +355,5 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         annotations=dict(spec.get("annotations") or {}),
         cgroups_path=cgroups_path,
         resources=resources,
+        seccomp=_seccomp.compile_section(lx.get("seccomp")),
     )

@@ -29,7 +29,7 @@ import traceback
 
 from berth import linux
 from berth.errors import RuntimeFailure
-from berth.runtime import console, rootfs, sync, user
+from berth.runtime import console, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
 
 
@@ -231,6 +231,14 @@ def _set_user_and_caps(cfg: InitConfig) -> None:
                 linux.ambient_raise(cap)
 
 
+def load_seccomp(cfg: InitConfig, *, early: bool = False) -> None:
+    """Install the process's seccomp filter. With no_new_privs it is the last step before
+    exec (``early=False``); without, the kernel wants CAP_SYS_ADMIN, so it comes just
+    before capabilities are dropped (``early=True``), as in runc."""
+    if cfg.seccomp is not None and early != cfg.no_new_privileges:
+        seccomp.load(cfg.seccomp)
+
+
 def _resolve_user(cfg: InitConfig) -> None:
     """Docker's ``--user NAME[:GROUP]`` from the container's own passwd and group files."""
     resolved = user.resolve(cfg.user_name or "")
@@ -320,6 +328,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
             _resolve_user(cfg)
         if cfg.uid != 0:
             fix_stdio_owner(cfg.uid, cfg.gid)
+        step = "loading seccomp"
+        load_seccomp(cfg, early=True)
         step = f"setting user {cfg.uid}:{cfg.gid} and capabilities"
         _set_user_and_caps(cfg)
         os.umask(cfg.umask)
@@ -330,6 +340,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         if cfg.no_new_privileges:
             step = "setting no_new_privs"
             linux.set_no_new_privs()
+        step = "loading seccomp"
+        load_seccomp(cfg)
         env = dict(e.split("=", 1) for e in cfg.env)
         step = "reporting ready"
         sync.send(sock, sync.MSG_READY)

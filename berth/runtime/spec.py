@@ -6,6 +6,9 @@ The daemon starts from ``default_spec`` and layers the container's config on top
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 from typing import Any
 
 # Docker's default capability set (CapEff 00000000a80425fb for root).
@@ -77,6 +80,100 @@ def default_mounts() -> list[dict[str, Any]]:
     ]
 
 
+# Go's names for this machine (Docker's profile filters rules by them).
+_GOARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
+           "s390x": "s390x", "riscv64": "riscv64", "i686": "386"}
+
+
+def _kernel_at_least(version: str) -> bool:
+    def parts(text: str) -> tuple[int, ...]:
+        out = []
+        for piece in text.split("-")[0].split(".")[:2]:
+            digits = "".join(ch for ch in piece if ch.isdigit())
+            out.append(int(digits or 0))
+        return tuple(out)
+
+    return parts(os.uname().release) >= parts(version)
+
+
+def default_seccomp(capabilities: list[str] | tuple[str, ...] = DEFAULT_CAPABILITIES
+                    ) -> dict[str, Any]:
+    """Docker's default profile as the OCI ``linux.seccomp`` for a process whose bounding
+    set is ``capabilities``: the allow-list, EPERM for the rest, clone without namespace
+    flags, and the syscalls a capability unlocks only when it is held (dockerd's rules)."""
+    from berth.runtime.seccomp_profile import PROFILE_JSON
+
+    profile = json.loads(PROFILE_JSON)
+    arch = _GOARCH.get(platform.machine(), platform.machine())
+    native = "SCMP_ARCH_" + {"amd64": "X86_64", "arm64": "AARCH64"}.get(arch, arch.upper())
+    caps = set(capabilities)
+    arches: list[str] = []
+    for entry in profile.get("archMap") or ():
+        if entry["architecture"] == native:
+            arches = [entry["architecture"], *entry.get("subArchitectures", ())]
+    syscalls = []
+    for rule in profile["syscalls"]:
+        inc, exc = rule.get("includes") or {}, rule.get("excludes") or {}
+        if inc.get("arches") and arch not in inc["arches"]:
+            continue
+        if exc.get("arches") and arch in exc["arches"]:
+            continue
+        if inc.get("caps") and not set(inc["caps"]) <= caps:
+            continue
+        if exc.get("caps") and set(exc["caps"]) & caps:
+            continue
+        if inc.get("minKernel") and not _kernel_at_least(inc["minKernel"]):
+            continue
+        out: dict[str, Any] = {"names": list(rule["names"]), "action": rule["action"]}
+        if rule.get("args"):
+            out["args"] = [{"index": a["index"], "value": a["value"],
+                            "valueTwo": a.get("valueTwo", 0), "op": a["op"]}
+                           for a in rule["args"]]
+        if rule.get("errnoRet") is not None:
+            out["errnoRet"] = rule["errnoRet"]
+        syscalls.append(out)
+    section: dict[str, Any] = {"defaultAction": profile["defaultAction"],
+                               "architectures": arches, "syscalls": syscalls}
+    if profile.get("defaultErrnoRet") is not None:
+        section["defaultErrnoRet"] = profile["defaultErrnoRet"]
+    return section
+
+
+def _bounding_caps() -> list[str]:
+    """Every capability in our own bounding set (what --privileged may grant)."""
+    from berth.linux import CAP_LAST_CAP, CAPABILITIES
+
+    try:
+        with open("/proc/self/status") as f:
+            line = next(ln for ln in f if ln.startswith("CapBnd:"))
+        mask = int(line.split()[1], 16)
+    except (OSError, StopIteration, ValueError):
+        mask = (1 << (CAP_LAST_CAP + 1)) - 1
+    return [name for name, num in sorted(CAPABILITIES.items(), key=lambda kv: kv[1])
+            if num <= CAP_LAST_CAP and mask & (1 << num)]
+
+
+def privileged_spec_changes(spec: dict[str, Any]) -> dict[str, Any]:
+    """``docker run --privileged`` applied to ``spec`` (in place; returned too): every
+    capability we hold ourselves (a capability missing from our bounding set, such as
+    CAP_SYS_RESOURCE on these machines, is left out rather than failing), no seccomp, no
+    masked or read-only paths, every device allowed, /sys and /sys/fs/cgroup writable."""
+    caps = _bounding_caps()
+    process = spec.setdefault("process", {})
+    process["capabilities"] = {"bounding": list(caps), "effective": list(caps),
+                               "permitted": list(caps)}
+    lx = spec.setdefault("linux", {})
+    lx.pop("seccomp", None)
+    lx["maskedPaths"] = []
+    lx["readonlyPaths"] = []
+    resources = lx.setdefault("resources", {})
+    resources["devices"] = [{"allow": True, "access": "rwm"}]
+    for m in spec.get("mounts") or ():
+        if m.get("destination") in ("/sys", "/sys/fs/cgroup"):
+            m["options"] = [o for o in m.get("options") or () if o != "ro"] + ["rw"]
+    return spec
+
+
 def default_spec(args: list[str], rootfs: str = "rootfs") -> dict[str, Any]:
     """A fresh OCI runtime spec with Docker's defaults, running ``args`` as root."""
     caps = list(DEFAULT_CAPABILITIES)
@@ -108,6 +205,7 @@ def default_spec(args: list[str], rootfs: str = "rootfs") -> dict[str, Any]:
             ],
             "resources": {"devices": [{"allow": False, "access": "rwm"}]},
             "sysctl": dict(DEFAULT_SYSCTLS),
+            "seccomp": default_seccomp(caps),
             "maskedPaths": list(MASKED_PATHS),
             "readonlyPaths": list(READONLY_PATHS),
         },

@@ -1,0 +1,122 @@
+"""The OCI ``linux.seccomp`` section, validated and compiled once in the creator.
+
+``compile_section`` checks every field (naming the bad one) and returns the BPF program
+init loads (``load``), last before exec, or before dropping capabilities when the process
+does not set no_new_privs (the kernel then wants CAP_SYS_ADMIN to load it), as runc does.
+
+Syscall names libseccomp does not know are skipped, as runc and crun do, when they are real
+syscalls of some architecture (Docker's profile names 32-bit and newer calls); any other
+name is an error.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+from typing import Any
+
+from berth.errors import InvalidArgument, NotImplementedYet
+from berth.linux import seccomp as _sc
+
+_ACTIONS = {
+    "SCMP_ACT_KILL": _sc.SCMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_THREAD": _sc.SCMP_ACT_KILL_THREAD,
+    "SCMP_ACT_KILL_PROCESS": _sc.SCMP_ACT_KILL_PROCESS,
+    "SCMP_ACT_TRAP": _sc.SCMP_ACT_TRAP,
+    "SCMP_ACT_ERRNO": _sc.SCMP_ACT_ERRNO,
+    "SCMP_ACT_TRACE": _sc.SCMP_ACT_TRACE,
+    "SCMP_ACT_ALLOW": _sc.SCMP_ACT_ALLOW,
+    "SCMP_ACT_LOG": _sc.SCMP_ACT_LOG,
+}
+_cache: dict[str, bytes] = {}
+_known_elsewhere: set[str] = set()
+
+
+def _real_syscall_names() -> set[str]:
+    if not _known_elsewhere:
+        from berth.runtime.seccomp_profile import PROFILE_JSON
+
+        for entry in json.loads(PROFILE_JSON)["syscalls"]:
+            _known_elsewhere.update(entry["names"])
+    return _known_elsewhere
+
+
+def _action(name: Any, errno_ret: Any, where: str) -> int:
+    if name == "SCMP_ACT_NOTIFY":
+        raise NotImplementedYet(f"{where}: SCMP_ACT_NOTIFY is not supported")
+    if name not in _ACTIONS:
+        raise InvalidArgument(f"{where}: unknown action {name!r}")
+    act = _ACTIONS[name]
+    if act in (_sc.SCMP_ACT_ERRNO, _sc.SCMP_ACT_TRACE):
+        ret = errno.EPERM if errno_ret is None else errno_ret
+        if not isinstance(ret, int) or not 0 <= ret <= 0xFFFF:
+            raise InvalidArgument(f"{where}: bad errnoRet {errno_ret!r}")
+        act |= ret
+    return act
+
+
+def _rules(entry: dict[str, Any], default: int, where: str) -> list[_sc.Rule]:
+    names = entry.get("names") or ([entry["name"]] if entry.get("name") else [])
+    if not isinstance(names, list) or not names:
+        raise InvalidArgument(f"{where}: names must be a non-empty list")
+    action = _action(entry.get("action"), entry.get("errnoRet"), where)
+    if action == default:
+        return []  # libseccomp refuses rules that repeat the default, and they are no-ops
+    conds: list[tuple[int, int, int, int]] = []
+    for j, arg in enumerate(entry.get("args") or ()):
+        try:
+            op = _sc.CMP_OPS[arg["op"]]
+            conds.append((int(arg["index"]), op, int(arg.get("value", 0)),
+                          int(arg.get("valueTwo", 0))))
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgument(f"{where}.args[{j}]: bad argument condition {arg!r}") from None
+        if not 0 <= conds[-1][0] < 6:
+            raise InvalidArgument(f"{where}.args[{j}]: index must be 0..5")
+    # Conditions on one argument twice cannot be one libseccomp rule: one rule each.
+    indexes = [c[0] for c in conds]
+    groups = [(c,) for c in conds] if len(set(indexes)) < len(indexes) else [tuple(conds)]
+    out = []
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"{where}: bad syscall name {name!r}")
+        if not _sc.syscall_known(name):
+            if name in _real_syscall_names():
+                continue
+            raise InvalidArgument(f"{where}: unknown syscall {name!r}")
+        out.extend(_sc.Rule(name, action, g) for g in groups)
+    return out
+
+
+def compile_section(section: dict[str, Any] | None) -> bytes | None:
+    """The BPF program for ``linux.seccomp`` (None when there is none)."""
+    if not section:
+        return None
+    if not isinstance(section, dict):
+        raise InvalidArgument("linux.seccomp: must be an object")
+    key = hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
+    cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    default = _action(section.get("defaultAction"), section.get("defaultErrnoRet"),
+                      "linux.seccomp.defaultAction")
+    arches = []
+    for arch in section.get("architectures") or ():
+        if arch not in _sc.ARCHES:
+            raise InvalidArgument(f"linux.seccomp.architectures: unknown {arch!r}")
+        arches.append(_sc.ARCHES[arch])
+    rules: list[_sc.Rule] = []
+    for i, entry in enumerate(section.get("syscalls") or ()):
+        if not isinstance(entry, dict):
+            raise InvalidArgument(f"linux.seccomp.syscalls[{i}]: must be an object")
+        rules.extend(_rules(entry, default, f"linux.seccomp.syscalls[{i}]"))
+    try:
+        program = _sc.compile_bpf(default, arches, rules)
+    except OSError as e:
+        raise InvalidArgument(f"linux.seccomp: {e.strerror or e}") from None
+    _cache[key] = program
+    return program
+
+
+def load(program: bytes) -> None:
+    _sc.load_bpf(program)
