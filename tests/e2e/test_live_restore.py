@@ -14,7 +14,7 @@ import time
 import pytest
 
 from tests.daemon_fixture import Berthd
-from tests.e2e.test_docker_cli import DOCKER, docker, run_ok
+from tests.e2e.test_docker_cli import DOCKER, run_ok
 
 pytestmark = pytest.mark.root
 
