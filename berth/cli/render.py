@@ -145,7 +145,8 @@ def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict
     if fmt == "table":
         fmt = default
     if fmt == "json":
-        return "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
+        return "".join(json.dumps(item, separators=(",", ":"), sort_keys=True) + "\n"
+                       for item in items)
     if fmt.startswith("table"):
         body = fmt[len("table"):].lstrip()
         body = body.replace("\\t", "\t")

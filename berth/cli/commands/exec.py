@@ -47,17 +47,16 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     client.get_json(f"/containers/{args.container}/json")  # a clear "No such container"
     if interactive and tty and not detach and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")
+    size = list(_attach.terminal_size(ctx) or (0, 0))
     config: dict[str, Any] = {
         "User": args.user or "", "Privileged": bool(args.privileged), "Tty": tty,
+        **({"ConsoleSize": size} if tty else {}),
         "AttachStdin": interactive and not detach,
         "AttachStderr": not detach, "AttachStdout": not detach, "Detach": detach,
         "DetachKeys": args.detach_keys or "", "Env": env or None,
         "WorkingDir": args.workdir or "", "Cmd": list(args.command),
     }
-    start: dict[str, Any] = {"Detach": detach, "Tty": tty}
-    if tty:
-        size = list(_attach.terminal_size(ctx) or (0, 0))
-        config["ConsoleSize"] = start["ConsoleSize"] = size
+    start: dict[str, Any] = {"Detach": detach, "Tty": tty, **({"ConsoleSize": size} if tty else {})}
     created = client.post_json(f"/containers/{args.container}/exec", json=config)
     exec_id = str(created.get("Id") or "")
     if not exec_id:

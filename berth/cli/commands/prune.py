@@ -106,6 +106,21 @@ def prune_networks(ctx: Context, filters: list[str]) -> tuple[int, str]:
     return 0, "Deleted Networks:\n" + "".join(f"{n}\n" for n in deleted)
 
 
+def prune_build_cache(ctx: Context, filters: list[str], all_: bool) -> tuple[int, str]:
+    try:
+        report = ctx.client.post_json("/build/prune", {"all": True if all_ else None,
+                                                       "filters": _filters(filters)}) or {}
+    except APIError as e:
+        if e.status in (404, 501):
+            return 0, ""  # no builder, no cache
+        raise
+    deleted = report.get("CachesDeleted") or []
+    if not deleted:
+        return 0, ""
+    return int(report.get("SpaceReclaimed") or 0), \
+        "Deleted build cache objects:\n" + "".join(f"{c}\n" for c in deleted)
+
+
 def run(ctx: Context, args: argparse.Namespace) -> int:
     verb = ctx.command
     all_ = bool(getattr(args, "all", False))
@@ -134,9 +149,9 @@ def _system(ctx: Context, args: argparse.Namespace, all_: bool) -> int:
             items.append("all anonymous volumes not used by at least one container")
         items.append("all images without at least one container associated to them"
                      if all_ else "all dangling images")
-        items.append("unused build cache" if all_ else "all dangling build cache")
+        items.append("all build cache" if all_ else "unused build cache")
         warning = "WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items)
-        if not confirm(ctx, warning.rstrip("\n")):
+        if not confirm(ctx, warning):
             return 0
     total = 0
     steps: list[Any] = [lambda: prune_containers(ctx, args.filter),
@@ -144,6 +159,7 @@ def _system(ctx: Context, args: argparse.Namespace, all_: bool) -> int:
     if args.volumes:
         steps.append(lambda: prune_volumes(ctx, args.filter, False))
     steps.append(lambda: prune_images(ctx, args.filter, all_))
+    steps.append(lambda: prune_build_cache(ctx, args.filter, all_))
     for step in steps:
         space, output = step()
         total += space

@@ -78,7 +78,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     df = ctx.client.get_json("/system/df") or {}
     if args.format == "json":
         for row in summary(df):
-            ctx.out(json.dumps(row, separators=(",", ":")))
+            ctx.out(json.dumps(row, separators=(",", ":"), sort_keys=True))
         return 0
     if args.verbose and not args.format:
         return _verbose(ctx, df)
