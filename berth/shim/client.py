@@ -63,6 +63,53 @@ class ShimClient:
     def shutdown(self) -> None:
         self.call({"op": "shutdown"})
 
+    def stats(self) -> dict[str, Any]:
+        return self.call({"op": "stats"})["stats"]
+
+    def pids(self) -> list[int]:
+        return list(self.call({"op": "pids"})["pids"])
+
+    def pause(self) -> None:
+        self.call({"op": "pause"})
+
+    def resume(self) -> None:
+        self.call({"op": "resume"})
+
+    def update(self, resources: dict[str, Any]) -> None:
+        self.call({"op": "update", "resources": resources})
+
+    def exec(self, exec_id: str, process: dict[str, Any], *, stdin: bool = False,
+             detach: bool = False) -> tuple[int, socket.socket | None]:
+        """Start ``process``; (pid, the stream socket, or None when detached)."""
+        try:
+            sock = protocol.connect_unix(self.path, timeout=self.timeout)
+        except (FileNotFoundError, ConnectionRefusedError) as e:
+            raise Unavailable(f"cannot connect to {self.path}: {e.strerror}") from None
+        try:
+            sock.sendall(protocol.encode({"op": "exec", "exec_id": exec_id,
+                                          "process": process, "stdin": stdin,
+                                          "detach": detach}))
+            resp = protocol.raise_for_error(protocol.decode(protocol.read_line(sock)))
+        except BaseException:
+            sock.close()
+            raise
+        if detach:
+            sock.close()
+            return int(resp["pid"]), None
+        sock.settimeout(None)
+        return int(resp["pid"]), sock
+
+    def exec_wait(self, exec_id: str, timeout: float | None = None) -> int:
+        return int(self.call({"op": "exec_wait", "exec_id": exec_id}, timeout=timeout)
+                   ["exit_code"])
+
+    def exec_state(self, exec_id: str) -> dict[str, Any]:
+        return self.call({"op": "exec_state", "exec_id": exec_id})
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        self.call({"op": "exec_resize", "exec_id": exec_id, "height": height,
+                   "width": width})
+
     def attach(self, *, stdin: bool = False, stdout: bool = True, stderr: bool = True,
                stdin_once: bool = False) -> socket.socket:
         """A connected socket carrying the attach stream (see ``protocol``)."""

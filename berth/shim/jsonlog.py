@@ -27,12 +27,56 @@ def encode_entry(line: bytes, stream: str, time: str) -> bytes:
     return f'{{"log":"{text}","stream":"{stream}","time":"{time}"}}\n'.encode()
 
 
-class JsonFileLog:
-    """Appends each stream's lines to ``path``; every ``write`` reaches the file at once."""
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
-    def __init__(self, path: str) -> None:
+
+def parse_size(text: str) -> int:
+    """Docker's log ``max-size`` (``10m``, ``512k``, ``1g``; binary units, as go-units'
+    RAMInBytes reads them)."""
+    raw = str(text).strip().lower()
+    for suffix in ("ib", "b"):
+        if raw.endswith(suffix) and raw[:-len(suffix)][-1:].isalpha():
+            raw = raw[:-len(suffix)]
+            break
+    unit = raw[-1:] if raw[-1:].isalpha() else ""
+    number = raw[:-1] if unit else raw
+    try:
+        value = float(number)
+    except ValueError:
+        raise ValueError(f"invalid size: {text!r}") from None
+    if unit not in _UNITS or value < 0:
+        raise ValueError(f"invalid size: {text!r}")
+    return int(value * _UNITS[unit])
+
+
+class JsonFileLog:
+    """Appends each stream's lines to ``path``; every ``write`` reaches the file at once.
+
+    With ``max_size``, a write that would take the file past it first rotates: ``path`` →
+    ``path.1`` → … ``path.{max_files-1}``, the oldest dropped (one file: truncated), as
+    Docker's json-file driver does.
+    """
+
+    def __init__(self, path: str, max_size: int = 0, max_files: int = 1) -> None:
+        self._path = path
+        self._max_size = max_size
+        self._max_files = max(1, max_files)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self._size = os.fstat(self._fd).st_size
         self._partial: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def _rotate(self) -> None:
+        os.close(self._fd)
+        if self._max_files > 1:
+            for n in range(self._max_files - 1, 0, -1):
+                src = self._path if n == 1 else f"{self._path}.{n - 1}"
+                if os.path.exists(src):
+                    os.replace(src, f"{self._path}.{n}")
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
+        else:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        self._fd = os.open(self._path, flags, 0o640)
+        self._size = 0
 
     def write(self, stream: int, data: bytes) -> None:
         buf = self._partial[stream]
@@ -52,7 +96,10 @@ class JsonFileLog:
             out.append(encode_entry(bytes(buf[start:nl + 1]), name, now))
             start = nl + 1
         del buf[:start]
-        if out:
+        if self._max_size:
+            for entry in out:  # rotation happens between entries, never inside one
+                self._write(entry)
+        elif out:
             self._write(b"".join(out))
 
     def end_stream(self, stream: int) -> None:
@@ -63,6 +110,9 @@ class JsonFileLog:
             buf.clear()
 
     def _write(self, data: bytes) -> None:
+        if self._max_size and self._size and self._size + len(data) > self._max_size:
+            self._rotate()
+        self._size += len(data)
         view = memoryview(data)
         while view:
             n = os.write(self._fd, view)

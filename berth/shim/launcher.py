@@ -28,7 +28,7 @@ from typing import Any
 
 from berth import runtime
 from berth.errors import BerthError, InvalidArgument
-from berth.shim import monitor, protocol
+from berth.shim import jsonlog, monitor, protocol
 from berth.util import atomic_write
 
 REQUEST_TIMEOUT = 10.0
@@ -64,6 +64,18 @@ def validate_spawn(req: dict[str, Any]) -> None:
         raise InvalidArgument("spawn: log_path must be a string or null")
     if not isinstance(req.get("rootfs_mounts") or [], list):
         raise InvalidArgument("spawn: rootfs_mounts must be a list")
+    if req.get("log_driver") not in (None, "json-file", "none"):
+        raise InvalidArgument(f"spawn: unknown log_driver {req['log_driver']!r}")
+    opts = req.get("log_opts") or {}
+    if not isinstance(opts, dict):
+        raise InvalidArgument("spawn: log_opts must be an object")
+    try:
+        if opts.get("max-size") not in (None, "", "-1"):
+            jsonlog.parse_size(str(opts["max-size"]))
+        if opts.get("max-file") not in (None, "") and int(opts["max-file"]) < 1:
+            raise ValueError("max-file must be at least 1")
+    except ValueError as e:
+        raise InvalidArgument(f"spawn: log_opts: {e}") from None
 
 
 class Launcher:

@@ -36,8 +36,9 @@ import traceback
 from typing import Any, NoReturn
 
 from berth import linux, runtime
-from berth.errors import AlreadyExists, BerthError, Conflict, InvalidArgument
-from berth.shim import protocol
+from berth.errors import AlreadyExists, BerthError, Conflict, InvalidArgument, NotFound
+from berth.runtime import exec as runtime_exec
+from berth.shim import jsonlog, protocol
 from berth.shim.jsonlog import JsonFileLog
 from berth.util import atomic_write_json, rfc3339_nano
 
@@ -53,7 +54,7 @@ class _Conn:
     attach stream."""
 
     __slots__ = ("sock", "rbuf", "wbuf", "mode", "want_stdin", "streams", "stdin_once",
-                 "reading")
+                 "reading", "exec")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -64,6 +65,26 @@ class _Conn:
         self.streams: frozenset[int] = frozenset()
         self.stdin_once = False
         self.reading = True
+        self.exec: _Exec | None = None
+
+
+class _Exec:
+    """A process started by ``exec``: its stdio, its stream connection, its waiters."""
+
+    def __init__(self, exec_id: str, tty: bool) -> None:
+        self.id = exec_id
+        self.tty = tty
+        self.pid = 0
+        self.master = -1
+        self.stdin_fd = -1
+        self.stdin_buf = bytearray()
+        self.stdin_close_pending = False
+        self.outputs: dict[int, int] = {}
+        self.conn: _Conn | None = None
+        self.exit_code: int | None = None
+        self.exited_at_mono: float | None = None
+        self.done = False
+        self.waiters: list[_Conn] = []
 
 
 class Shim:
@@ -72,6 +93,11 @@ class Shim:
         self.bundle = str(request["bundle"])
         self.state_dir = str(request["state_dir"])
         self.log_path = request.get("log_path")
+        self.log_driver = str(request.get("log_driver") or "json-file")
+        self.log_opts = dict(request.get("log_opts") or {})
+        self.execs: dict[str, _Exec] = {}
+        self.exec_pids: dict[int, _Exec] = {}
+        self.paused = False
         self.use_stdin = bool(request.get("stdin"))
         self.tty = bool(request.get("tty"))
         self.pty_master = -1
@@ -125,8 +151,7 @@ class Shim:
         if self.use_stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         try:
-            if self.log_path:
-                self.log = JsonFileLog(self.log_path)
+            self.open_log()
             self.init_pid = runtime.create(
                 self.id, self.bundle, self.state_dir,
                 stdio=(in_r if in_r >= 0 else None, out_w, err_w),
@@ -154,8 +179,7 @@ class Shim:
         creator's socketpair. The spec must set ``process.terminal``."""
         got: list[int] = []
         try:
-            if self.log_path:
-                self.log = JsonFileLog(self.log_path)
+            self.open_log()
             self.init_pid = runtime.create(self.id, self.bundle, self.state_dir,
                                            rootfs_mounts=self.rootfs_mounts,
                                            console=got.append)
@@ -173,6 +197,14 @@ class Shim:
         if self.use_stdin:
             self.stdin_fd = os.dup(master)  # a second fd: the selector wants one per role
         self.write_state()
+
+    def open_log(self) -> None:
+        if not self.log_path or self.log_driver == "none":
+            return
+        max_size = jsonlog.parse_size(self.log_opts["max-size"]) \
+            if self.log_opts.get("max-size") not in (None, "", "-1") else 0
+        max_files = int(self.log_opts.get("max-file") or 1)
+        self.log = JsonFileLog(self.log_path, max_size, max_files)
 
     def listen(self) -> None:
         self.listener = protocol.listen_unix(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
@@ -199,6 +231,10 @@ class Shim:
             now = time.monotonic()
             if self.exited_at_mono is not None and not self.finalized:
                 timeout = max(0.0, self.exited_at_mono + DRAIN_TIMEOUT - now)
+            for ex in self.execs.values():
+                if ex.exited_at_mono is not None and not ex.done:
+                    left = max(0.0, ex.exited_at_mono + DRAIN_TIMEOUT - now)
+                    timeout = left if timeout is None else min(timeout, left)
             if self.shutdown_deadline is not None:
                 left = max(0.0, self.shutdown_deadline - now)
                 timeout = left if timeout is None else min(timeout, left)
@@ -212,6 +248,10 @@ class Shim:
                     self.on_accept()
                 elif kind == "stdin":
                     self.flush_stdin()
+                elif kind == "exec_out":
+                    self.on_exec_output(key.fd, *arg)
+                elif kind == "exec_in":
+                    self.flush_exec_stdin(arg)
                 elif kind == "conn":
                     conn = self.conns.get(key.fd)
                     if conn is None:
@@ -220,6 +260,11 @@ class Shim:
                         self.on_conn_read(conn)
                     if events & selectors.EVENT_WRITE and key.fd in self.conns:
                         self.on_conn_write(conn)
+            for ex in list(self.execs.values()):
+                if (ex.exited_at_mono is not None and not ex.done
+                        and (not ex.outputs
+                             or time.monotonic() >= ex.exited_at_mono + DRAIN_TIMEOUT)):
+                    self.finish_exec(ex)
             if (self.exited_at_mono is not None and not self.finalized
                     and (not self.outputs
                          or time.monotonic() >= self.exited_at_mono + DRAIN_TIMEOUT)):
@@ -245,6 +290,12 @@ class Shim:
                 return
             if pid == 0:
                 return
+            ex = self.exec_pids.pop(pid, None)
+            if ex is not None:
+                code = os.waitstatus_to_exitcode(status)
+                ex.exit_code = 128 - code if code < 0 else code
+                ex.exited_at_mono = time.monotonic()
+                continue
             if pid == self.init_pid and self.exited_at_mono is None:
                 code = os.waitstatus_to_exitcode(status)
                 if code < 0:
@@ -386,6 +437,10 @@ class Shim:
             if conn.mode == "attach" and conn.want_stdin:
                 if self.stdin_fd >= 0 and len(self.stdin_buf) < STDIN_BUFFER_LIMIT:
                     events |= selectors.EVENT_READ
+            elif conn.mode == "exec":
+                ex = conn.exec
+                if ex is not None and ex.stdin_fd >= 0 and len(ex.stdin_buf) < STDIN_BUFFER_LIMIT:
+                    events |= selectors.EVENT_READ
             elif conn.mode in ("request", "wait", "attach"):
                 events |= selectors.EVENT_READ
         fd = conn.sock.fileno()
@@ -451,6 +506,9 @@ class Shim:
         if conn.mode == "attach":
             self.on_attach_input(conn, data)
             return
+        if conn.mode == "exec":
+            self.on_exec_input(conn, data)
+            return
         if not data:
             if conn.mode == "request" and conn.rbuf:
                 self.respond(conn, protocol.error_response(
@@ -496,8 +554,9 @@ class Shim:
     def dispatch(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
         op = req.get("op")
         if op == "state":
+            status = "paused" if self.paused and self.status == "running" else self.status
             self.respond(conn, protocol.ok(
-                status=self.status, init_pid=self.init_pid, shim_pid=os.getpid(),
+                status=status, init_pid=self.init_pid, shim_pid=os.getpid(),
                 exit_code=self.exit_code, signal=self.signal, started_at=self.started_at,
                 finished_at=self.finished_at))
         elif op == "start":
@@ -526,6 +585,48 @@ class Shim:
         elif op == "shutdown":
             self.shutdown_requested = True
             self.respond(conn, protocol.ok())
+        elif op == "stats":
+            self.respond(conn, protocol.ok(stats=runtime.stats(self.state_dir)))
+        elif op == "pids":
+            pids = [] if self.status == "stopped" else runtime.container_pids(self.state_dir)
+            self.respond(conn, protocol.ok(pids=pids))
+        elif op == "pause":
+            self.require_running()
+            runtime.pause(self.state_dir)
+            self.paused = True
+            self.respond(conn, protocol.ok())
+        elif op == "resume":
+            self.require_running()
+            runtime.resume(self.state_dir)
+            self.paused = False
+            self.respond(conn, protocol.ok())
+        elif op == "update":
+            resources = req.get("resources")
+            if not isinstance(resources, dict):
+                raise InvalidArgument("update: resources must be an object")
+            self.require_running()
+            runtime.update(self.state_dir, resources)
+            self.respond(conn, protocol.ok())
+        elif op == "exec":
+            self.op_exec(conn, req, rest)
+        elif op == "exec_wait":
+            ex = self.get_exec(req)
+            if ex.done:
+                self.respond(conn, protocol.ok(exit_code=ex.exit_code))
+            else:
+                conn.mode = "wait"
+                ex.waiters.append(conn)
+                self.update(conn)
+        elif op == "exec_state":
+            ex = self.get_exec(req)
+            self.respond(conn, protocol.ok(running=ex.exit_code is None, pid=ex.pid,
+                                           exit_code=ex.exit_code))
+        elif op == "exec_resize":
+            ex = self.get_exec(req)
+            if ex.master < 0:
+                raise Conflict(f"exec {ex.id} has no tty")
+            self.set_size(ex.master, req)
+            self.respond(conn, protocol.ok())
         else:
             raise InvalidArgument(f"unknown op {op!r}")
 
@@ -541,10 +642,200 @@ class Shim:
     def op_resize(self, req: dict[str, Any]) -> None:
         if self.pty_master < 0:
             raise Conflict(f"container {self.id} has no tty")
+        self.set_size(self.pty_master, req)
+
+    @staticmethod
+    def set_size(fd: int, req: dict[str, Any]) -> None:
         height, width = int(req.get("height") or 0), int(req.get("width") or 0)
         if not (0 < height < 65536 and 0 < width < 65536):
             raise InvalidArgument("resize: height and width must be 1..65535")
-        fcntl.ioctl(self.pty_master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+    def require_running(self) -> None:
+        if self.status != "running":
+            raise Conflict(f"container {self.id} is not running")
+
+    # ---- exec -----------------------------------------------------------------------
+
+    def get_exec(self, req: dict[str, Any]) -> _Exec:
+        ex = self.execs.get(str(req.get("exec_id") or ""))
+        if ex is None:
+            raise NotFound(f"no such exec instance: {req.get('exec_id')}")
+        return ex
+
+    def op_exec(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
+        exec_id = req.get("exec_id")
+        process = req.get("process")
+        if not isinstance(exec_id, str) or not exec_id:
+            raise InvalidArgument("exec: exec_id is required")
+        if not isinstance(process, dict):
+            raise InvalidArgument("exec: process must be an object")
+        if exec_id in self.execs:
+            raise AlreadyExists(f"exec {exec_id} exists already")
+        if self.status != "running":
+            raise Conflict(f"container {self.id} is not running")
+        if self.paused:
+            raise Conflict(f"container {self.id} is paused, unpause the container before exec")
+        detach = bool(req.get("detach"))
+        want_stdin = bool(req.get("stdin")) and not detach
+        tty = bool(process.get("terminal"))
+        ex = _Exec(exec_id, tty)
+        fds: list[int] = []
+        masters: list[int] = []
+        try:
+            if tty:
+                ex.pid = runtime_exec.exec_process(self.state_dir, process,
+                                                   console=masters.append)
+                master = masters[0]
+                if detach:
+                    os.close(master)
+                else:
+                    os.set_blocking(master, False)
+                    ex.master = master
+                    ex.outputs[master] = 1
+                    if want_stdin:
+                        ex.stdin_fd = os.dup(master)
+            else:
+                stdio: list[int | None] = [None, None, None]
+                if not detach:
+                    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+                    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+                    fds += [out_r, out_w, err_r, err_w]
+                    stdio[1], stdio[2] = out_w, err_w
+                    if want_stdin:
+                        in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                        fds += [in_r, in_w]
+                        stdio[0] = in_r
+                ex.pid = runtime_exec.exec_process(
+                    self.state_dir, process, stdio=(stdio[0], stdio[1], stdio[2]))
+                if not detach:
+                    for fd in (out_w, err_w, *((in_r,) if want_stdin else ())):
+                        os.close(fd)
+                        fds.remove(fd)
+                    ex.outputs = {out_r: 1, err_r: 2}
+                    fds.remove(out_r)
+                    fds.remove(err_r)
+                    if want_stdin:
+                        ex.stdin_fd = in_w
+                        fds.remove(in_w)
+        except BaseException:
+            for fd in fds + masters:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            raise
+        for fd in fds:
+            os.close(fd)
+        self.execs[exec_id] = ex
+        self.exec_pids[ex.pid] = ex
+        for fd, stream in ex.outputs.items():
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, ("exec_out", (ex, stream)))
+        if ex.stdin_fd >= 0:
+            os.set_blocking(ex.stdin_fd, False)
+        self.send(conn, protocol.encode(protocol.ok(pid=ex.pid)))
+        self.reap()
+        if detach or conn.sock.fileno() not in self.conns:
+            conn.mode = "closing"
+            conn.reading = False
+            self.update(conn)
+            return
+        conn.mode = "exec"
+        conn.exec = ex
+        ex.conn = conn
+        if rest:
+            self.on_exec_input(conn, rest)
+        self.update(conn)
+
+    def on_exec_output(self, fd: int, ex: _Exec, stream: int) -> None:
+        try:
+            data = os.read(fd, READ_SIZE)
+        except BlockingIOError:
+            return
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            data = b""
+        if not data:
+            self.close_exec_output(ex, fd)
+            return
+        conn = ex.conn
+        if conn is not None and conn.sock.fileno() in self.conns:
+            self.send(conn, data if ex.tty else protocol.frame(stream, data))
+
+    def close_exec_output(self, ex: _Exec, fd: int) -> None:
+        if ex.outputs.pop(fd, None) is None:
+            return
+        self.sel.unregister(fd)
+        if fd == ex.master:
+            ex.master = -1
+        os.close(fd)
+
+    def on_exec_input(self, conn: _Conn, data: bytes) -> None:
+        ex = conn.exec
+        if ex is None:
+            return
+        if not data:
+            conn.reading = False
+            ex.stdin_close_pending = True
+            self.flush_exec_stdin(ex)
+            self.update(conn)
+            return
+        if ex.stdin_fd >= 0:
+            ex.stdin_buf += data
+            self.flush_exec_stdin(ex)
+
+    def flush_exec_stdin(self, ex: _Exec) -> None:
+        while ex.stdin_buf and ex.stdin_fd >= 0:
+            try:
+                n = os.write(ex.stdin_fd, ex.stdin_buf)
+            except BlockingIOError:
+                break
+            except OSError:
+                ex.stdin_buf.clear()
+                self.close_exec_stdin(ex)
+                break
+            del ex.stdin_buf[:n]
+        if ex.stdin_fd >= 0 and not ex.stdin_buf and ex.stdin_close_pending:
+            self.close_exec_stdin(ex)
+        if ex.stdin_fd >= 0:
+            want = bool(ex.stdin_buf)
+            registered = ex.stdin_fd in self.sel.get_map()
+            if want and not registered:
+                self.sel.register(ex.stdin_fd, selectors.EVENT_WRITE, ("exec_in", ex))
+            elif not want and registered:
+                self.sel.unregister(ex.stdin_fd)
+        if ex.conn is not None and ex.conn.sock.fileno() in self.conns:
+            self.update(ex.conn)
+
+    def close_exec_stdin(self, ex: _Exec) -> None:
+        if ex.stdin_fd < 0:
+            return
+        if ex.stdin_fd in self.sel.get_map():
+            self.sel.unregister(ex.stdin_fd)
+        if ex.tty and ex.master >= 0:
+            # A pty has no half-close: send end-of-file as the terminal's EOF character.
+            with contextlib.suppress(OSError):
+                os.write(ex.stdin_fd, b"\x04")
+        os.close(ex.stdin_fd)
+        ex.stdin_fd = -1
+
+    def finish_exec(self, ex: _Exec) -> None:
+        """The process exited and its output is drained: close its stream, tell waiters."""
+        for fd in list(ex.outputs):
+            self.close_exec_output(ex, fd)
+        ex.stdin_buf.clear()
+        self.close_exec_stdin(ex)
+        ex.done = True
+        conn, ex.conn = ex.conn, None
+        if conn is not None and conn.sock.fileno() in self.conns:
+            conn.mode = "closing"
+            conn.reading = False
+            conn.exec = None
+            self.update(conn)
+        for waiter in ex.waiters:
+            if waiter.sock.fileno() in self.conns:
+                self.respond(waiter, protocol.ok(exit_code=ex.exit_code))
+        ex.waiters.clear()
 
     def op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
         streams = set()

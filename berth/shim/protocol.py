@@ -48,7 +48,32 @@ request                                                response
 ``{"op": "shutdown"}``                                 ``{"ok": true}``; the shim removes its
                                                        socket and exits once the container has
                                                        stopped
+``{"op": "stats"}``                                    ``{"ok": true, "stats": {"cpu_stats",
+                                                       "memory_stats", "pids_stats",
+                                                       "blkio_stats"}}`` (Docker's Engine API
+                                                       sub-objects, cgroup v1 names)
+``{"op": "pids"}``                                     ``{"ok": true, "pids": [host pids]}``
+``{"op": "pause"}`` / ``{"op": "resume"}``             ``{"ok": true}``; ``state`` says
+                                                       ``"paused"`` in between
+``{"op": "update", "resources": {OCI resources}}``     ``{"ok": true}`` once applied
+``{"op": "exec", "exec_id": ID, "process": {OCI        ``{"ok": true, "pid": N}``, then (unless
+process}, "stdin": B, "detach": B}``                   detached) a stream as for attach, closed
+                                                       once the process exited and its output
+                                                       is drained; 127/126 as for create
+``{"op": "exec_wait", "exec_id": ID}``                 ``{"ok": true, "exit_code": N}`` once it
+                                                       has exited (at once if it has)
+``{"op": "exec_state", "exec_id": ID}``                ``{"ok": true, "running": B, "pid": N,
+                                                       "exit_code": N|null}``
+``{"op": "exec_resize", "exec_id": ID, "height": H,    ``{"ok": true}``; ``Conflict`` without tty
+"width": W}``
 =====================================================  ========================================
+
+The ``spawn`` request may also carry ``"log_driver": "json-file"|"none"`` and ``"log_opts":
+{"max-size": "10m", "max-file": "3"}`` (Docker's units: k, m, g): the log is rotated to
+``<log>.1`` … keeping ``max-file`` files; ``none`` writes no log.
+
+Exec stream: as attach's, for the exec'd process only (frames without tty, raw with); the
+client's half-close closes the process's stdin (with a tty: an end-of-file character).
 
 Attach stream: shim → client, Docker's multiplexed frames of live output from the moment of
 attach: ``[stream, 0, 0, 0, length: uint32 big-endian] + payload`` (stream 1 stdout, 2 stderr);
