@@ -37,6 +37,7 @@ from typing import Any, BinaryIO
 
 from berth.archive import (
     Compression,
+    Limits,
     WhiteoutMode,
     apply_layer,
     open_decompressed,
@@ -310,9 +311,14 @@ class ImageService:
         self.snapshots.prepare(key, parent)
         try:
             assert layer.blob_digest is not None
+            upper = self.snapshots.upperdir(key)
+            # A layer may not expand beyond the free disk (a compression bomb is refused
+            # before it fills the disk); ``Limits`` bounds headers and entries too.
+            vfs = os.statvfs(upper)
+            limits = Limits(max_bytes=vfs.f_bavail * vfs.f_frsize)
             with self.content.open(layer.blob_digest) as f:
-                apply_layer(f, self.snapshots.upperdir(key), whiteouts=WhiteoutMode.OVERLAY,
-                            expected_diff_id=layer.diff_id)
+                apply_layer(f, upper, whiteouts=WhiteoutMode.OVERLAY,
+                            expected_diff_id=layer.diff_id, limits=limits)
             self.snapshots.commit(chain, key)
         except BaseException:
             with contextlib.suppress(NotFound):
