@@ -130,12 +130,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         container.start(state_dir)
         return 0
 
-    def forward(sig: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, sig)
-
-    for sig in FORWARDED_SIGNALS:
-        signal.signal(sig, forward)
     try:
         container.start(state_dir)
     except BaseException:
@@ -143,18 +137,145 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     if masters:
         _relay_terminal(masters[0], pid)
-    code = 255
+    code = _wait_forwarding(pid)
+    container.delete(state_dir, force=True)
+    return code
+
+
+def _wait_forwarding(pid: int) -> int:
+    """Forward signals to ``pid`` and return its Docker-style exit status (we reap it as
+    a child subreaper)."""
+
+    def forward(sig: int, _frame: Any) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+
+    for sig in FORWARDED_SIGNALS:
+        signal.signal(sig, forward)
     while True:
         try:
             reaped, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            break
+            return 255
+        except InterruptedError:
+            continue
         if reaped == pid:
             code = os.waitstatus_to_exitcode(status)
-            code = 128 - code if code < 0 else code
-            break
-    container.delete(state_dir, force=True)
-    return code
+            return 128 - code if code < 0 else code
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from berth.runtime import exec as rexec
+
+    path = _existing(args.root, args.id)
+    if args.process:
+        process = rexec.load_process(args.process)
+    else:
+        if not args.command:
+            raise InvalidArgument("exec: a command or --process is required")
+        process = {"args": list(args.command), "terminal": args.tty,
+                   "env": list(args.env or ()) or [spec.DEFAULT_PATH_ENV], "cwd": args.cwd}
+        if args.user:
+            uid, _, gid = args.user.partition(":")
+            process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
+        if args.cap:
+            caps = [c if c.startswith("CAP_") else "CAP_" + c for c in args.cap]
+            process["capabilities"] = {k: caps for k in ("bounding", "effective",
+                                                            "permitted")}
+        if args.no_new_privs:
+            process["noNewPrivileges"] = True
+    masters: list[int] = []
+    console = _console(args)
+    if console is None and process.get("terminal"):
+        if args.detach:
+            raise InvalidArgument("cannot allocate tty if runc will detach without setting "
+                                  "console socket")
+        console = masters.append
+    if not args.detach:
+        linux.set_child_subreaper()
+    pid = rexec.exec_process(path, process, stdio=(0, 1, 2), console=console,
+                             pid_file=args.pid_file)
+    if args.detach:
+        return 0
+    if masters:
+        _relay_terminal(masters[0], pid)
+    return _wait_forwarding(pid)
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    pids = container.container_pids(_existing(args.root, args.id))
+    if args.format == "json":
+        print(json.dumps(pids))
+        return 0
+    import subprocess
+
+    if pids:
+        subprocess.run(["ps", "-f", "-p", ",".join(str(p) for p in pids)], check=False)
+    return 0
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    container.pause(_existing(args.root, args.id))
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    container.resume(_existing(args.root, args.id))
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from berth.util import read_json
+
+    path = _existing(args.root, args.id)
+    resources: dict[str, Any] = {}
+    if args.resources:
+        resources = read_json(args.resources) if args.resources != "-" else json.load(sys.stdin)
+    if args.memory is not None:
+        resources.setdefault("memory", {})["limit"] = args.memory
+    if args.pids_limit is not None:
+        resources.setdefault("pids", {})["limit"] = args.pids_limit
+    if args.cpu_quota is not None:
+        resources.setdefault("cpu", {})["quota"] = args.cpu_quota
+    if args.cpu_period is not None:
+        resources.setdefault("cpu", {})["period"] = args.cpu_period
+    if args.cpu_shares is not None:
+        resources.setdefault("cpu", {})["shares"] = args.cpu_shares
+    container.update(path, resources)
+    return 0
+
+
+def features() -> dict[str, Any]:
+    """What this runtime supports, in the OCI features document's form."""
+    from berth.linux.seccomp import ARCHES, CMP_OPS
+    from berth.runtime import config as cfgmod
+    from berth.runtime.seccomp import _ACTIONS
+
+    return {
+        "ociVersionMin": "1.0.0",
+        "ociVersionMax": container.OCI_VERSION,
+        "hooks": ["prestart", "createRuntime", "createContainer", "startContainer",
+                  "poststart", "poststop"],
+        "mountOptions": sorted({*cfgmod._FLAG_OPTIONS, *cfgmod.PROPAGATION}),
+        "linux": {
+            "namespaces": sorted(k for k in cfgmod.NAMESPACES
+                                 if k not in cfgmod._UNSUPPORTED_NAMESPACES),
+            "capabilities": sorted(linux.CAPABILITIES, key=linux.CAPABILITIES.get),
+            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False,
+                       "rdma": False},
+            "seccomp": {"enabled": True, "actions": sorted(_ACTIONS),
+                        "operators": sorted(CMP_OPS), "archs": sorted(ARCHES)},
+            "apparmor": {"enabled": False},
+            "selinux": {"enabled": False},
+        },
+        "annotations": {"io.berth.init": "true: PID 1 is a reaper that runs the command",
+                        "io.berth.user": "Docker's --user, resolved inside the container"},
+    }
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    print(json.dumps(features(), indent=2))
+    return 0
 
 
 def cmd_state(args: argparse.Namespace) -> int:
@@ -253,6 +374,41 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("list", help="list containers")
     sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
     sp.set_defaults(func=cmd_list)
+    sp = sub.add_parser("exec", help="run a process in a running container")
+    sp.add_argument("--process", "-p", help="an OCI process JSON file")
+    sp.add_argument("-t", "--tty", action="store_true")
+    sp.add_argument("-d", "--detach", action="store_true")
+    sp.add_argument("--console-socket")
+    sp.add_argument("--pid-file")
+    sp.add_argument("--cwd", default="/")
+    sp.add_argument("-e", "--env", action="append")
+    sp.add_argument("-u", "--user", help="UID[:GID]")
+    sp.add_argument("-c", "--cap", action="append")
+    sp.add_argument("--no-new-privs", action="store_true")
+    sp.add_argument("id")
+    sp.add_argument("command", nargs=argparse.REMAINDER)
+    sp.set_defaults(func=cmd_exec)
+    sp = sub.add_parser("ps", help="list a container's processes")
+    sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_ps)
+    sp = sub.add_parser("pause", help="freeze every process of a container")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_pause)
+    sp = sub.add_parser("resume", help="thaw a paused container")
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_resume)
+    sp = sub.add_parser("update", help="change a running container's resource limits")
+    sp.add_argument("-r", "--resources", help="OCI linux.resources JSON file (- for stdin)")
+    sp.add_argument("--memory", type=int)
+    sp.add_argument("--pids-limit", type=int)
+    sp.add_argument("--cpu-quota", type=int)
+    sp.add_argument("--cpu-period", type=int)
+    sp.add_argument("--cpu-shares", type=int)
+    sp.add_argument("id")
+    sp.set_defaults(func=cmd_update)
+    sp = sub.add_parser("features", help="print what this runtime supports (JSON)")
+    sp.set_defaults(func=cmd_features)
     sp = sub.add_parser("spec", help="write a config.json with Docker's defaults")
     sp.add_argument("-b", "--bundle", default=".")
     sp.add_argument("args", nargs="*", help="the command (default: sh)")

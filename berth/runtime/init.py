@@ -32,6 +32,55 @@ from berth.errors import RuntimeFailure
 from berth.runtime import console, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
 
+INIT_ANNOTATION = "io.berth.init"
+# Signals PID 1 passes on to the command (Docker's --init forwards all it can catch).
+_NOT_FORWARDED = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGTTIN,
+                  signal.SIGTTOU, signal.SIGTSTP}
+
+
+def _reaper(path: str, args: list[str], env: dict[str, str], wfd: int) -> None:
+    """``io.berth.init``: stay PID 1, run the command as a child, forward signals to it,
+    reap every orphan, and exit with the command's status (128+N if killed by N), as
+    Docker's ``--init`` does. Never returns."""
+    forwarded = {s for s in signal.valid_signals() if s not in _NOT_FORWARDED}
+    signal.pthread_sigmask(signal.SIG_BLOCK, forwarded | {signal.SIGCHLD})
+    child = os.fork()
+    if child == 0:
+        try:
+            os.setpgid(0, 0)
+            if os.isatty(0):
+                signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+                with contextlib.suppress(OSError):
+                    os.tcsetpgrp(0, os.getpid())
+                signal.signal(signal.SIGTTOU, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, ())
+            os.execve(path, args, env)
+        except OSError as e:
+            code = 127 if e.errno == errno.ENOENT else 126
+            msg = f'exec: "{args[0]}": {e.strerror}'
+            with contextlib.suppress(OSError):
+                os.write(wfd, json.dumps({"message": msg, "exit_code": code}).encode())
+                os.write(2, (msg + "\n").encode())
+            os._exit(code)
+        os._exit(125)
+    os.close(wfd)  # start sees end of file once the child has exec'd
+    while True:
+        info = signal.sigwaitinfo(forwarded | {signal.SIGCHLD})
+        if info.si_signo != signal.SIGCHLD:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, info.si_signo)
+            continue
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                os._exit(0)
+            if pid == 0:
+                break
+            if pid == child:
+                code = os.waitstatus_to_exitcode(status)
+                os._exit(128 - code if code < 0 else code)
+
 
 class _Steps:
     """Remembers the step in progress so a failure names it."""
@@ -356,6 +405,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         os.write(wfd, sync.EXEC_RELEASE)
     except BaseException:  # noqa: BLE001
         os._exit(125)
+    if cfg.annotations.get(INIT_ANNOTATION) == "true":
+        _reaper(path, cfg.args, env, wfd)
     try:
         os.execve(path, cfg.args, env)
     except OSError as e:
