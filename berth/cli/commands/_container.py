@@ -354,7 +354,7 @@ def go_duration_ns(text: str) -> int:
     quoted = f'"{text}"'
     body = text
     sign = 1
-    if body[:1] in "+-":
+    if body and body[0] in "+-":
         sign, body = (-1 if body[0] == "-" else 1), body[1:]
     if body == "0":
         return 0
