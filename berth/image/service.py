@@ -37,9 +37,7 @@ from typing import Any, BinaryIO
 
 from berth.archive import (
     Compression,
-    Limits,
     WhiteoutMode,
-    apply_layer,
     open_decompressed,
     write_merged,
     write_tar,
@@ -50,6 +48,7 @@ from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
 from berth.image.config import apply_changes, container_config, go_json, parse_created
 from berth.image.save import SaveImage, SaveLayer, write_save
+from berth.image.unpack import apply_in_worker
 from berth.metadata import MetadataStore
 from berth.oci import (
     Digest,
@@ -314,11 +313,9 @@ class ImageService:
             upper = self.snapshots.upperdir(key)
             # A layer may not expand beyond the free disk (a compression bomb is refused
             # before it fills the disk); ``Limits`` bounds headers and entries too.
-            vfs = os.statvfs(upper)
-            limits = Limits(max_bytes=vfs.f_bavail * vfs.f_frsize)
-            with self.content.open(layer.blob_digest) as f:
-                apply_layer(f, upper, whiteouts=WhiteoutMode.OVERLAY,
-                            expected_diff_id=layer.diff_id, limits=limits)
+            apply_in_worker(self.content.path(layer.blob_digest), upper, layer.diff_id,
+                            _free_bytes(upper))
+            _syncfs(upper)
             self.snapshots.commit(chain, key)
         except BaseException:
             with contextlib.suppress(NotFound):
@@ -401,10 +398,11 @@ class ImageService:
                 key = f"{EXTRACT_PREFIX}{new_id()[:16]}-import"
                 self.snapshots.prepare(key)
                 try:
-                    with self.content.open(info.digest) as f:
-                        result = apply_layer(f, self.snapshots.upperdir(key),
-                                             whiteouts=WhiteoutMode.OVERLAY)
-                    chain = result.diff_id
+                    upper = self.snapshots.upperdir(key)
+                    result = apply_in_worker(self.content.path(info.digest), upper, None,
+                                             _free_bytes(upper))
+                    _syncfs(upper)
+                    chain = result["diff_id"]
                     try:
                         self.snapshots.commit(chain, key)
                         created.snapshots.append(chain)
@@ -423,11 +421,11 @@ class ImageService:
                     "created": now,
                     "history": [{"created": now, "comment": comment}],
                     "os": "linux",
-                    "rootfs": {"type": "layers", "diff_ids": [result.diff_id]},
+                    "rootfs": {"type": "layers", "diff_ids": [chain]},
                 }
                 config_bytes = go_json(config)
                 self._put_blob(config_bytes, created)
-                layer = LayerPlan(path="", diff_id=Digest(result.diff_id),
+                layer = LayerPlan(path="", diff_id=Digest(chain),
                                   blob_digest=info.digest, media_type=_media_type_for(kind),
                                   size=info.size)
                 plan = ImagePlan(config_bytes, config, [layer], [ref] if ref else [])
@@ -1052,6 +1050,7 @@ class ImageService:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
+            _syncfs(dest)
             self.snapshots.commit(chain, key)
         except subprocess.CalledProcessError as e:
             with contextlib.suppress(NotFound):
@@ -1132,6 +1131,23 @@ class _Created:
     def __init__(self) -> None:
         self.blobs = []
         self.snapshots = []
+
+
+def _free_bytes(path: str) -> int:
+    vfs = os.statvfs(path)
+    return vfs.f_bavail * vfs.f_frsize
+
+
+def _syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path``: a snapshot is committed only once its files
+    are on disk, as its rows will say they are."""
+    import ctypes
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        ctypes.CDLL(None, use_errno=True).syncfs(fd)
+    finally:
+        os.close(fd)
 
 
 def _single_repo(refs: list[Reference]) -> bool:
