@@ -67,7 +67,11 @@ int main(int argc, char **argv) {
     printf("mount=%s\n", res(mount("none", "/mnt", "tmpfs", 0, NULL)));
     if (privileged) umount("/mnt");
     fflush(stdout);
-    if (fork() == 0) { printf("unshare_user=%s\n", res(unshare(CLONE_NEWUSER))); fflush(stdout); _exit(0); }
+    if (fork() == 0) {  /* a child: a new user namespace would change what follows */
+        printf("unshare_user=%s\n", res(unshare(CLONE_NEWUSER)));
+        fflush(stdout);
+        _exit(0);
+    }
     wait(NULL);
     printf("swapoff=%s\n", res(swapoff("/dev/null")));
     /* CAD_OFF is harmless even where allowed (EINVAL in a child PID namespace). */
@@ -82,14 +86,23 @@ int main(int argc, char **argv) {
     if (fd >= 0) close(fd);
     fd = open("/proc/kcore", O_RDONLY);
     if (fd < 0) printf("kcore=%s\n", res(fd));
-    else { char c; long n = read(fd, &c, 1); printf("kcore=%s\n", n == 0 ? "empty" : res(n)); close(fd); }
+    else {
+        char c;
+        long n = read(fd, &c, 1);
+        printf("kcore=%s\n", n == 0 ? "empty" : res(n));
+        close(fd);
+    }
     struct statvfs sv;
     statvfs("/sys", &sv);
     printf("sys=%s\n", (sv.f_flag & ST_RDONLY) ? "ro" : "rw");
     unlink("/tmp/sda");
     long m = mknod("/tmp/sda", S_IFBLK | 0600, makedev(8, 0));
     printf("mknod_disk=%s\n", res(m));
-    if (m == 0) { fd = open("/tmp/sda", O_RDONLY); printf("open_disk=%s\n", res(fd)); if (fd >= 0) close(fd); }
+    if (m == 0) {
+        fd = open("/tmp/sda", O_RDONLY);
+        printf("open_disk=%s\n", res(fd));
+        if (fd >= 0) close(fd);
+    }
     printf("pivot_root=%s\n", res(syscall(SYS_pivot_root, "/", "/")));
     fd = open("/tmp/f", O_CREAT | O_WRONLY, 0644);
     close(fd);
