@@ -88,3 +88,66 @@ def test_bad_digests_are_refused(store: ContentStore) -> None:
     for bad in ["sha256:xyz", "md5:abc", "../../etc/passwd"]:
         with pytest.raises(InvalidArgument):
             store.exists(bad)
+
+
+class _Broken(io.BytesIO):
+    """A stream that fails after ``n`` bytes, as a dropped download does."""
+
+    def __init__(self, data: bytes, n: int) -> None:
+        super().__init__(data[:n])
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = super().read(size)
+        if not chunk:
+            raise ConnectionResetError("dropped")
+        return chunk
+
+
+def test_resumable_ingest(store: ContentStore) -> None:
+    data = os.urandom(3 << 20)
+    ref = "download-" + _d(data)
+    with pytest.raises(ConnectionResetError):
+        store.ingest(_Broken(data, 1 << 20), _d(data), len(data), ref=ref)
+    assert not store.exists(_d(data))
+    offset = store.status(ref)
+    assert offset == 1 << 20
+    info = store.ingest(io.BytesIO(data[offset:]), _d(data), len(data), ref=ref)
+    assert info.digest == _d(data) and store.read(_d(data)) == data
+    assert store.status(ref) == 0
+
+
+def test_resumed_ingest_with_wrong_bytes_is_discarded(store: ContentStore) -> None:
+    data = os.urandom(1 << 20)
+    ref = "r1"
+    with pytest.raises(ConnectionResetError):
+        store.ingest(_Broken(data, 1000), _d(data), len(data), ref=ref)
+    with pytest.raises(InvalidArgument):
+        store.ingest(io.BytesIO(os.urandom(len(data) - 1000)), _d(data), len(data), ref=ref)
+    assert store.status(ref) == 0 and not store.exists(_d(data))
+
+
+def test_one_writer_per_ref(store: ContentStore) -> None:
+    from berth.errors import Unavailable
+
+    w = store.writer("same")
+    w.write(b"abc")
+    with pytest.raises(Unavailable):
+        store.writer("same")
+    w.close()
+    w2 = store.writer("same")
+    assert w2.offset == 3
+    w2.write(b"def")
+    assert w2.commit(_d(b"abcdef")).digest == _d(b"abcdef")
+
+
+def test_startup_cleaning_keeps_fresh_resumable_ingests(store: ContentStore) -> None:
+    w = store.writer("keep")
+    w.write(b"partial")
+    w.close()
+    anon = store.writer()
+    anon.write(b"x")  # a writer whose process died: never closed
+    assert isinstance(store, LocalStore)
+    store.clean_ingest()
+    assert store.status("keep") == len(b"partial")
+    store.clean_ingest(max_age=0)
+    assert store.status("keep") == 0
