@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -16,7 +15,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
 
 
 def syscall_number(name: str) -> int:
-    machine = platform.machine()
+    machine = os.uname().machine
     try:
         return _SYSCALLS[machine][name]
     except KeyError:

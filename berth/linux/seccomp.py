@@ -9,10 +9,10 @@ and exec.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import platform
-from dataclasses import dataclass
+from typing import NamedTuple
+
+from berth.linux._libc import libc
 
 SCMP_ACT_KILL_PROCESS = 0x80000000
 SCMP_ACT_KILL_THREAD = 0x00000000
@@ -52,9 +52,10 @@ _lib: ctypes.CDLL | None = None
 def _libseccomp() -> ctypes.CDLL:
     global _lib
     if _lib is None:
-        name = ctypes.util.find_library("seccomp") or "libseccomp.so.2"
         try:
-            lib = ctypes.CDLL(name, use_errno=True)
+            # The soname itself: ctypes.util.find_library would run ldconfig (and import
+            # subprocess) on every start.
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as e:
             raise OSError(0, f"seccomp: cannot load libseccomp ({e})") from None
         lib.seccomp_init.restype = ctypes.c_void_p
@@ -73,8 +74,7 @@ def _libseccomp() -> ctypes.CDLL:
     return _lib
 
 
-@dataclass(frozen=True)
-class Rule:
+class Rule(NamedTuple):
     """One rule: ``action`` for ``syscall`` when every (arg, op, a, b) holds."""
 
     syscall: str
@@ -84,11 +84,6 @@ class Rule:
 
 def syscall_known(name: str) -> bool:
     return _libseccomp().seccomp_syscall_resolve_name(name.encode()) >= 0
-
-
-def native_arch() -> str:
-    return {"x86_64": "x86_64", "aarch64": "aarch64"}.get(platform.machine(),
-                                                          platform.machine())
 
 
 def compile_bpf(default_action: int, arches: list[str], rules: list[Rule]) -> bytes:
@@ -139,17 +134,12 @@ def compile_bpf(default_action: int, arches: list[str], rules: list[Rule]) -> by
         lib.seccomp_release(ctx)
 
 
-_prctl = ctypes.CDLL(None, use_errno=True).prctl
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
-                   ctypes.c_ulong]
-
-
 def load_bpf(program: bytes) -> None:
     """Install ``program`` on the calling thread. Needs no_new_privs or CAP_SYS_ADMIN."""
     if len(program) % 8 or not program:
         raise OSError(22, "seccomp: malformed BPF program")
     buf = ctypes.create_string_buffer(program, len(program))
     prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
-    if _prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(prog), 0, 0) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"seccomp: loading the filter: {os.strerror(err)}")

@@ -19,7 +19,6 @@ import contextlib
 import errno
 import os
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from berth.errors import Conflict, InvalidArgument, Unavailable
@@ -97,13 +96,14 @@ def _clean_relative(path: str) -> str:
     return "/".join(parts)
 
 
-@dataclass
 class Cgroup:
     """Where a container's cgroup is, per controller (v1) or once (v2, key ``""``)."""
 
-    path: str
-    version: int = 1
-    dirs: dict[str, str] = field(default_factory=dict)
+    def __init__(self, path: str, version: int = 1, dirs: dict[str, str] | None = None
+                 ) -> None:
+        self.path = path
+        self.version = version
+        self.dirs = dirs or {}
 
     @classmethod
     def for_path(cls, cgroups_path: str) -> Cgroup:

@@ -18,7 +18,7 @@ from typing import Any
 
 from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
-from berth.runtime import container, spec
+from berth.runtime import container
 
 DEFAULT_ROOT = "/run/berth-runtime"
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
@@ -173,8 +173,10 @@ def cmd_exec(args: argparse.Namespace) -> int:
     else:
         if not args.command:
             raise InvalidArgument("exec: a command or --process is required")
+        from berth.runtime.spec import DEFAULT_PATH_ENV
+
         process = {"args": list(args.command), "terminal": args.tty,
-                   "env": list(args.env or ()) or [spec.DEFAULT_PATH_ENV], "cwd": args.cwd}
+                   "env": list(args.env or ()) or [DEFAULT_PATH_ENV], "cwd": args.cwd}
         if args.user:
             uid, _, gid = args.user.partition(":")
             process["user"] = {"uid": int(uid), "gid": int(gid or 0)}
@@ -319,6 +321,8 @@ def cmd_spec(args: argparse.Namespace) -> int:
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
         raise InvalidArgument("File config.json exists. Remove it first")
+    from berth.runtime import spec
+
     doc = spec.default_spec(args.args or ["sh"])
     with open(path, "w") as f:
         json.dump(doc, f, indent="\t")

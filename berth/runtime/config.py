@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
@@ -78,8 +77,9 @@ _IGNORED_OPTIONS = {"tmpcopyup", "nosymfollow", "idmap", "ridmap", "rro", "rrw",
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@dataclass(frozen=True)
-class Mount:
+# Plain classes, not dataclasses: importing dataclasses (and with it inspect) would cost
+# more than the rest of ``berth-runtime run``'s imports together.
+class Mount(NamedTuple):
     """One mount, parsed: ``flags`` for mount(2), propagation applied by separate calls."""
 
     destination: str
@@ -94,8 +94,7 @@ class Mount:
         return bool(self.flags & linux.MS_BIND)
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     path: str
     kind: str  # "c", "b", "u" or "p"
     major: int
@@ -105,15 +104,13 @@ class Device:
     gid: int
 
 
-@dataclass(frozen=True)
-class Namespace:
+class Namespace(NamedTuple):
     kind: str
     flag: int
     path: str | None
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(NamedTuple):
     bounding: int
     effective: int
     permitted: int
@@ -121,42 +118,56 @@ class Capabilities:
     ambient: int
 
 
-@dataclass
 class InitConfig:
     """Everything the init stages need, in the form they need it."""
 
-    id: str
-    bundle: str
-    rootfs: str
-    args: list[str]
-    env: list[str]
-    cwd: str = "/"
-    terminal: bool = False
-    console_size: tuple[int, int] | None = None  # (height, width)
-    readonly_root: bool = False
-    rootfs_propagation: int = linux.MS_PRIVATE | linux.MS_REC
-    namespaces: list[Namespace] = field(default_factory=list)
-    mounts: list[Mount] = field(default_factory=list)
-    devices: list[Device] = field(default_factory=list)
-    masked_paths: list[str] = field(default_factory=list)
-    readonly_paths: list[str] = field(default_factory=list)
-    hostname: str | None = None
-    domainname: str | None = None
-    sysctl: dict[str, str] = field(default_factory=dict)
-    rlimits: list[tuple[int, int, int]] = field(default_factory=list)
-    uid: int = 0
-    gid: int = 0
-    additional_gids: list[int] = field(default_factory=list)
-    user_name: str | None = None  # Docker's --user, resolved inside the container (see user)
-    umask: int = 0o022
-    capabilities: Capabilities | None = None
-    no_new_privileges: bool = False
-    oom_score_adj: int | None = None
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroups_path: str | None = None
-    resources: dict[str, Any] = field(default_factory=dict)
-    cgroup_procs: list[str] = field(default_factory=list)  # filled in by the creator
-    seccomp: bytes | None = None  # the compiled BPF program
+    def __init__(self, *, id: str, bundle: str, rootfs: str,  # noqa: A002
+                 args: list[str], env: list[str], cwd: str = "/", terminal: bool = False,
+                 console_size: tuple[int, int] | None = None, readonly_root: bool = False,
+                 rootfs_propagation: int = linux.MS_PRIVATE | linux.MS_REC,
+                 namespaces: list[Namespace] | None = None, mounts: list[Mount] | None = None,
+                 devices: list[Device] | None = None, masked_paths: list[str] | None = None,
+                 readonly_paths: list[str] | None = None, hostname: str | None = None,
+                 domainname: str | None = None, sysctl: dict[str, str] | None = None,
+                 rlimits: list[tuple[int, int, int]] | None = None, uid: int = 0,
+                 gid: int = 0, additional_gids: list[int] | None = None,
+                 user_name: str | None = None, umask: int = 0o022,
+                 capabilities: Capabilities | None = None, no_new_privileges: bool = False,
+                 oom_score_adj: int | None = None, annotations: dict[str, str] | None = None,
+                 cgroups_path: str | None = None, resources: dict[str, Any] | None = None,
+                 seccomp: bytes | None = None) -> None:
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.args = args
+        self.env = env
+        self.cwd = cwd
+        self.terminal = terminal
+        self.console_size = console_size  # (height, width)
+        self.readonly_root = readonly_root
+        self.rootfs_propagation = rootfs_propagation
+        self.namespaces = namespaces or []
+        self.mounts = mounts or []
+        self.devices = devices or []
+        self.masked_paths = masked_paths or []
+        self.readonly_paths = readonly_paths or []
+        self.hostname = hostname
+        self.domainname = domainname
+        self.sysctl = sysctl or {}
+        self.rlimits = rlimits or []
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids or []
+        self.user_name = user_name  # Docker's --user, resolved inside the container
+        self.umask = umask
+        self.capabilities = capabilities
+        self.no_new_privileges = no_new_privileges
+        self.oom_score_adj = oom_score_adj
+        self.annotations = annotations or {}
+        self.cgroups_path = cgroups_path
+        self.resources = resources or {}
+        self.cgroup_procs: list[str] = []  # filled in by the creator
+        self.seccomp = seccomp  # the compiled BPF program
 
     def has_namespace(self, kind: str) -> bool:
         return any(ns.kind == kind for ns in self.namespaces)

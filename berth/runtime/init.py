@@ -25,7 +25,6 @@ import resource
 import signal
 import socket
 import stat
-import traceback
 
 from berth import linux
 from berth.errors import RuntimeFailure
@@ -127,6 +126,8 @@ def _fail(sock: socket.socket, step: str, exc: BaseException) -> None:
     elif isinstance(exc, OSError | ValueError):
         message, code = f"{step}: {exc}", 125
     else:
+        import traceback
+
         message = f"{step}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
         code = 125
     with contextlib.suppress(OSError):

@@ -11,9 +11,11 @@ name is an error.
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import json
+import os
+import zlib
 from typing import Any
 
 from berth.errors import InvalidArgument, NotImplementedYet
@@ -29,6 +31,10 @@ _ACTIONS = {
     "SCMP_ACT_ALLOW": _sc.SCMP_ACT_ALLOW,
     "SCMP_ACT_LOG": _sc.SCMP_ACT_LOG,
 }
+# Compiled programs are kept on a tmpfs, root's only, keyed by the section's canonical JSON
+# (stored in the file and compared in full): compiling Docker's profile takes longer than
+# the rest of ``berth-runtime run``.
+CACHE_DIR = "/run/berth-seccomp-cache"
 _cache: dict[str, bytes] = {}
 _known_elsewhere: set[str] = set()
 
@@ -94,9 +100,10 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
         return None
     if not isinstance(section, dict):
         raise InvalidArgument("linux.seccomp: must be an object")
-    key = hashlib.sha256(json.dumps(section, sort_keys=True).encode()).hexdigest()
-    cached = _cache.get(key)
+    key = os.uname().machine + json.dumps(section, sort_keys=True, separators=(",", ":"))
+    cached = _cache.get(key) or _cache_read(key)
     if cached is not None:
+        _cache[key] = cached
         return cached
     default = _action(section.get("defaultAction"), section.get("defaultErrnoRet"),
                       "linux.seccomp.defaultAction")
@@ -115,7 +122,40 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
     except OSError as e:
         raise InvalidArgument(f"linux.seccomp: {e.strerror or e}") from None
     _cache[key] = program
+    _cache_write(key, program)
     return program
+
+
+def _cache_path(key: bytes) -> str:
+    return os.path.join(CACHE_DIR, f"{zlib.crc32(key):08x}-{len(key)}.bpf")
+
+
+def _cache_read(key_text: str) -> bytes | None:
+    key = key_text.encode()
+    try:
+        st = os.stat(CACHE_DIR)
+        if st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            return None
+        with open(_cache_path(key), "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if data[:len(key)] != key or data[len(key):len(key) + 1] != b"\0":
+        return None
+    return data[len(key) + 1:] or None
+
+
+def _cache_write(key_text: str, program: bytes) -> None:
+    key = key_text.encode()
+    with contextlib.suppress(OSError):
+        os.makedirs(CACHE_DIR, 0o700, exist_ok=True)
+        if os.stat(CACHE_DIR).st_mode & 0o077:
+            return
+        path = _cache_path(key)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(key + b"\0" + program)
+        os.replace(tmp, path)
 
 
 def load(program: bytes) -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 from typing import Any
 
 # Docker's default capability set (CapEff 00000000a80425fb for root).
@@ -104,7 +103,7 @@ def default_seccomp(capabilities: list[str] | tuple[str, ...] = DEFAULT_CAPABILI
     from berth.runtime.seccomp_profile import PROFILE_JSON
 
     profile = json.loads(PROFILE_JSON)
-    arch = _GOARCH.get(platform.machine(), platform.machine())
+    arch = _GOARCH.get(os.uname().machine, os.uname().machine)
     native = "SCMP_ARCH_" + {"amd64": "X86_64", "arm64": "AARCH64"}.get(arch, arch.upper())
     caps = set(capabilities)
     arches: list[str] = []

@@ -10,19 +10,24 @@ from /etc/passwd when the environment does not set it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from berth.errors import RuntimeFailure
 
 ANNOTATION = "io.berth.user"
 
 
-@dataclass
 class ResolvedUser:
-    uid: int
-    gid: int
-    additional_gids: list[int] = field(default_factory=list)
-    home: str = "/"
+    def __init__(self, uid: int, gid: int, additional_gids: list[int] | None = None,
+                 home: str = "/") -> None:
+        self.uid = uid
+        self.gid = gid
+        self.additional_gids = additional_gids or []
+        self.home = home
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResolvedUser) and vars(self) == vars(other)
+
+    def __repr__(self) -> str:
+        return f"ResolvedUser({vars(self)})"
 
 
 def _read_entries(path: str) -> list[list[str]]:

@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""OCI runtimes side by side in one run, and what a running container's shim costs.
+
+1. ``run`` of one busybox bundle (Docker's defaults from ``berth.runtime.spec``, cgroups
+   included) running ``true``, by ``berth-runtime``, ``runc`` and
+   ``crun --cgroup-manager=disabled``, interleaved round by round so the machine's load
+   drifts over all of them alike; medians, and ratios to runc and crun.
+2. Memory: N containers running ``sleep`` through the launcher; each shim's PSS (from
+   /proc/PID/smaps_rollup) and RSS, and the launcher's, and whether any runtime process is
+   left behind a running container (there must be none but the shim).
+
+The machines are shared and noisy: compare within one run, never across runs.
+Usage: ``sudo .venv/bin/python bench/runtime_start.py [--runs 30] [--containers 10]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+VENV_BIN = REPO / ".venv" / "bin"
+CGROUP_PREFIX = f"berth-bench-{os.getpid()}"
+
+
+def busybox_bundle(root: Path, args: list[str]) -> Path:
+    sys.path.insert(0, str(REPO / "scripts"))
+    import busybox_rootfs  # type: ignore[import-not-found]
+
+    from berth.runtime.spec import default_spec
+
+    bundle = root / f"bundle-{args[0]}"
+    (bundle / "rootfs").mkdir(parents=True)
+    buf = io.BytesIO()
+    busybox_rootfs.write_tar(buf)
+    subprocess.run(["tar", "-x", "-C", str(bundle / "rootfs")], input=buf.getvalue(),
+                   check=True)
+    spec = default_spec(args)
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+def with_cgroup(bundle: Path, name: str) -> None:
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["linux"]["cgroupsPath"] = f"{CGROUP_PREFIX}/{name}"
+    (bundle / "config.json").write_text(json.dumps(spec))
+
+
+def one_run(argv: list[str], root: Path, bundle: Path, cid: str) -> float:
+    start = time.perf_counter()
+    result = subprocess.run([*argv, "--root", str(root), "run", "--bundle", str(bundle), cid],
+                            capture_output=True, stdin=subprocess.DEVNULL)
+    elapsed = time.perf_counter() - start
+    subprocess.run([*argv, "--root", str(root), "delete", "--force", cid],
+                   capture_output=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr.decode(errors="replace").strip()[-300:])
+    return elapsed
+
+
+def compare_runs(work: Path, runs: int) -> dict[str, list[float] | str]:
+    bundle = busybox_bundle(work, ["true"])
+    with_cgroup(bundle, "run")
+    runtimes = {
+        "berth-runtime": [str(VENV_BIN / "berth-runtime")],
+        "runc": ["runc"] if shutil.which("runc") else None,
+        "crun": ["crun", "--cgroup-manager=disabled"] if shutil.which("crun") else None,
+    }
+    results: dict[str, list[float] | str] = {}
+    for name, argv in runtimes.items():
+        if argv is None:
+            results[name] = "not installed"
+            continue
+        try:  # warm-up, and a check that it works here at all
+            one_run(argv, work / f"root-{name}", bundle, f"bench-{name}-warm")
+            results[name] = []
+        except RuntimeError as e:
+            results[name] = f"fails on this host: {e}"
+    for i in range(runs):
+        for name, argv in runtimes.items():
+            samples = results[name]
+            if isinstance(samples, list) and argv is not None:
+                samples.append(one_run(argv, work / f"root-{name}", bundle,
+                                       f"bench-{name}-{i}"))
+    return results
+
+
+def pss_kib(pid: int) -> tuple[int, int]:
+    """(PSS, RSS) of ``pid`` in KiB."""
+    pss = rss = 0
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+            elif line.startswith("Rss:"):
+                rss = int(line.split()[1])
+    return pss, rss
+
+
+def shim_memory(work: Path, count: int) -> dict[str, object]:
+    from berth import linux
+    from berth.shim import client
+
+    linux.set_child_subreaper()
+    exec_root = work / "exec"
+    launcher = client.start_launcher(str(exec_root))
+    bundle = busybox_bundle(work, ["sleep", "1000"])
+    shims: list[client.ShimClient] = []
+    try:
+        t0 = time.perf_counter()
+        for i in range(count):
+            with_cgroup(bundle, f"m{i}")
+            state_dir = str(exec_root / f"m{i}")
+            client.spawn_via_launcher(str(exec_root), {
+                "id": f"m{i}", "bundle": str(bundle), "state_dir": state_dir,
+                "log_path": str(work / f"m{i}.log"), "stdin": False, "tty": False})
+            shim = client.ShimClient(state_dir)
+            shim.start()
+            shims.append(shim)
+        spawn_s = time.perf_counter() - t0
+        time.sleep(0.5)
+        rows = []
+        leftovers = []
+        for shim in shims:
+            st = shim.state()
+            rows.append(pss_kib(st["shim_pid"]))
+            # The shim's children: only the container's init may be there.
+            kids = [int(p) for p in open(f"/proc/{st['shim_pid']}/task/{st['shim_pid']}"
+                                         f"/children").read().split()]
+            leftovers += [k for k in kids if k != st["init_pid"]]
+        pss = [r[0] for r in rows]
+        rss = [r[1] for r in rows]
+        return {"containers": count, "spawn+start each (ms)": round(1000 * spawn_s / count, 1),
+                "shim PSS median (KiB)": statistics.median(pss),
+                "shim PSS total (KiB)": sum(pss),
+                "shim RSS median (KiB)": statistics.median(rss),
+                "launcher PSS/RSS (KiB)": pss_kib(launcher),
+                "runtime processes left behind": leftovers}
+    finally:
+        for shim in shims:
+            try:
+                shim.kill(signal.SIGKILL)
+                shim.wait(timeout=10)
+                shim.shutdown()
+            except Exception as e:  # noqa: BLE001 - clean up the rest anyway
+                print(f"cleanup: {e}", file=sys.stderr)
+        os.kill(launcher, signal.SIGTERM)
+        time.sleep(0.3)
+
+
+def cleanup_cgroups() -> None:
+    for ctrl in os.listdir("/sys/fs/cgroup"):
+        top = Path("/sys/fs/cgroup") / ctrl / CGROUP_PREFIX
+        if top.is_dir():
+            for sub in top.iterdir():
+                if sub.is_dir():
+                    sub.rmdir()
+            top.rmdir()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=30)
+    ap.add_argument("--containers", type=int, default=10)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+    try:
+        results = compare_runs(work, args.runs)
+        print(f"run of a busybox bundle running `true` ({args.runs} runs each, interleaved):")
+        medians = {}
+        for name, samples in results.items():
+            if isinstance(samples, str):
+                print(f"  {name:<14} {samples}")
+                continue
+            medians[name] = statistics.median(samples) * 1000
+            print(f"  {name:<14} median {medians[name]:6.1f} ms   "
+                  f"min {min(samples) * 1000:6.1f}   max {max(samples) * 1000:6.1f}")
+        base = medians.get("berth-runtime")
+        for other in ("runc", "crun"):
+            if base and other in medians:
+                print(f"  berth-runtime / {other}: {base / medians[other]:.2f}")
+        print("shims:")
+        for key, value in shim_memory(work, args.containers).items():
+            print(f"  {key}: {value}")
+    finally:
+        cleanup_cgroups()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
