@@ -33,11 +33,15 @@ import stat
 import threading
 from collections.abc import Iterator
 
+from berth.archive.diff import walk_merged
 from berth.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from berth.snapshot.base import Info, Kind, Mount, Usage
 from berth.util import rfc3339_nano
 
 __all__ = ["OverlaySnapshotter", "tree_usage"]
+
+# The kernel copies a mount's options into one page; lowerdir= must fit with the rest.
+MAX_MOUNT_OPTIONS = os.sysconf("SC_PAGESIZE") - 1
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -141,7 +145,12 @@ class OverlaySnapshotter:
         kind = Kind(row["kind"])
         if kind is Kind.COMMITTED:
             raise FailedPrecondition(f"snapshot {row['key']}: is committed, not active")
-        lowers = [self.fs_dir(i) for i in self._chain(row["parent"])]
+        chain = self._chain(row["parent"])
+        lowers = [self.fs_dir(i) for i in chain]
+        fixed = len(self.fs_dir(row["id"])) + len(self._dir(row["id"])) + 64
+        if lowers and len(":".join(lowers)) + fixed >= MAX_MOUNT_OPTIONS:
+            # Too many layers for one mount's options (a page): one flattened lower.
+            lowers = [self._flattened(chain)]
         if kind is Kind.ACTIVE:
             if not lowers:
                 return [{"type": "bind", "source": self.fs_dir(row["id"]),
@@ -158,6 +167,24 @@ class OverlaySnapshotter:
             return [{"type": "bind", "source": source, "options": ["ro", "rbind"]}]
         return [{"type": "overlay", "source": "overlay",
                  "options": ["lowerdir=" + ":".join(lowers)]}]
+
+    def _flattened(self, chain: list[int]) -> str:
+        """A read-only merge of the layers ``chain`` (nearest first), made once and kept as
+        ``flat-<n>`` beside the top layer ``<n>``: files are hard links to the layers'
+        own (no data copied), whiteouts and opaque directories are carried out."""
+        path = os.path.join(self.root, f"flat-{chain[0]}")
+        if os.path.isdir(path):
+            return path
+        tmp = os.path.join(self.root, f"flat-tmp-{chain[0]}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.mkdir(tmp, 0o755)
+        try:
+            _materialize([self.fs_dir(i) for i in chain], tmp)
+            os.rename(tmp, path)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return path
 
     def _create(self, kind: Kind, key: str, parent: str | None,
                 labels: dict[str, str] | None) -> list[Mount]:
@@ -248,6 +275,7 @@ class OverlaySnapshotter:
             with contextlib.suppress(FileNotFoundError):
                 os.rename(self._dir(row["id"]), doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+        shutil.rmtree(os.path.join(self.root, f"flat-{row['id']}"), ignore_errors=True)
 
     def stat(self, key: str) -> Info:
         with self._lock:
@@ -285,7 +313,60 @@ class OverlaySnapshotter:
                 path = os.path.join(self.root, name)
                 if not os.path.isdir(path) or name in ids:
                     continue
-                if name.isdigit() or name.startswith("rm-"):
+                stale_flat = (name.startswith("flat-tmp-")
+                              or (name.startswith("flat-") and name[5:] not in ids))
+                if name.isdigit() or name.startswith("rm-") or stale_flat:
                     shutil.rmtree(path, ignore_errors=True)
                     removed.append(name)
         return removed
+
+
+def _materialize(layers: list[str], dest: str) -> None:
+    """Write the merged tree of ``layers`` (top first) into the empty ``dest``."""
+    links: dict[tuple[int, int], str] = {}
+    dirs: list[tuple[str, os.stat_result]] = []
+    for item in walk_merged(layers):
+        target = os.path.join(dest, item.rel)
+        st = item.st
+        m = st.st_mode
+        if stat.S_ISDIR(m):
+            os.mkdir(target, 0o700)
+            _copy_xattrs(item.path, target)
+            os.chown(target, st.st_uid, st.st_gid)
+            os.chmod(target, stat.S_IMODE(m))
+            dirs.append((target, st))
+            continue
+        if stat.S_ISREG(m):
+            # Hard links to the committed layers' files: read-only there, so sharing is safe.
+            key = (st.st_dev, st.st_ino)
+            os.link(links.get(key, item.path), target, follow_symlinks=False)
+            links.setdefault(key, target)
+            continue
+        if stat.S_ISLNK(m):
+            os.symlink(os.readlink(item.path), target)
+        elif stat.S_ISFIFO(m):
+            os.mkfifo(target, 0o600)
+        elif stat.S_ISCHR(m) or stat.S_ISBLK(m):
+            os.mknod(target, stat.S_IFMT(m) | 0o600, st.st_rdev)
+        else:
+            continue
+        os.chown(target, st.st_uid, st.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(m):
+            os.chmod(target, stat.S_IMODE(m))
+        _copy_xattrs(item.path, target)
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    for target, st in reversed(dirs):
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_xattrs(src: str, dst: str) -> None:
+    try:
+        keys = os.listxattr(src, follow_symlinks=False)
+    except OSError:
+        return
+    for key in keys:
+        if key.startswith("trusted.overlay."):
+            continue
+        with contextlib.suppress(OSError):
+            os.setxattr(dst, key, os.getxattr(src, key, follow_symlinks=False),
+                        follow_symlinks=False)

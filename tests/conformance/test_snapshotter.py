@@ -192,3 +192,52 @@ def test_overlay_cleanup_removes_orphans(tmp_path: Path) -> None:
     assert sorted(s.cleanup()) == ["999", "rm-3"]
     assert s.stat("kept").kind is Kind.ACTIVE
     s.close()
+
+
+@pytest.mark.root
+def test_long_chains_still_mount(sn: Snapshotter, tmp_path: Path) -> None:
+    """More layers than one mount's options can name: the lowers are flattened once."""
+    parent = None
+    depth = 150
+    for i in range(depth):
+        files: dict[str, bytes | None] = {f"layer{i}": str(i).encode(), "top": str(i).encode()}
+        if i == depth - 1:
+            files["layer0"] = None  # a whiteout in the last layer
+        _commit_layer(sn, f"l{i}", parent, files)  # type: ignore[arg-type]
+        parent = f"l{i}"
+    mounts = sn.prepare("deep", parent)
+    opts = ",".join(mounts[0]["options"])
+    assert len(opts) < os.sysconf("SC_PAGESIZE")
+    target = tmp_path / "mnt"
+    target.mkdir()
+    with mounted(mounts, str(target)):
+        assert (target / "top").read_text() == str(depth - 1)
+        assert (target / "layer1").read_text() == "1"
+        assert not (target / "layer0").exists()
+        (target / "new").write_text("w")
+    assert os.path.exists(os.path.join(_upper(mounts), "new"))
+    assert sn.mounts("deep") == mounts  # made once, reused
+    sn.remove("deep")
+
+
+def test_fifty_containers_share_one_image(sn: Snapshotter) -> None:
+    """Fifty active snapshots on one image cost their directories, not copies."""
+    _commit_layer(sn, "image", None, {f"f{i}": os.urandom(100_000) for i in range(20)})
+    root = getattr(sn, "root", None)
+    if root is None:
+        pytest.skip("no directory to measure")
+
+    def used() -> int:
+        total = 0
+        for dirpath, dirnames, filenames in os.walk(root):
+            for n in dirnames + filenames:
+                if n.endswith(("-wal", "-shm")):
+                    continue  # SQLite's journal: reused, bounded by checkpoints, not per row
+                total += os.lstat(os.path.join(dirpath, n)).st_blocks * 512
+        return total
+
+    before = used()
+    for i in range(50):
+        sn.prepare(f"c{i}", "image")
+    extra = used() - before
+    assert extra <= 1 << 20, f"50 containers took {extra} bytes"
