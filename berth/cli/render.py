@@ -130,6 +130,14 @@ def bytes_size(size: float) -> str:
     return f"{value:.4g}{_BINARY_UNITS[i]}"
 
 
+def go_json(value: object) -> str:
+    """JSON as Go's ``json.Marshal`` writes it: compact, sorted keys, ``<>&`` escaped."""
+    import json
+
+    text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict[str, str],
                  default: str) -> str:
     """Docker's ``--format`` for list commands: ``table [TEMPLATE]``, ``json`` or a template.
@@ -137,7 +145,6 @@ def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict
     ``items`` are the rows as the template sees them (field → text); ``headers`` names each
     field's column; ``default`` is the table template used when no format is given.
     """
-    import json
 
     from berth.cli.template import render_template
 
@@ -145,8 +152,7 @@ def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict
     if fmt == "table":
         fmt = default
     if fmt == "json":
-        return "".join(json.dumps(item, separators=(",", ":"), sort_keys=True) + "\n"
-                       for item in items)
+        return "".join(go_json(item) + "\n" for item in items)
     if fmt.startswith("table"):
         body = fmt[len("table"):].lstrip()
         body = body.replace("\\t", "\t")

@@ -584,3 +584,33 @@ def test_images_digests_and_filters(fake_daemon: FakeDaemon) -> None:
     filters = json.loads(fake_daemon.last("GET", "/images/json").arg("filters") or "")
     assert filters == {"dangling": {"false": True}, "reference": {"busybox": True}}
     assert CID  # the shared id keeps its import used
+
+
+def test_ps_and_images_format(fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    now = int(time.time())
+    fake_daemon.route("GET", "/containers/json", json_reply([{
+        "Id": "a" * 64, "Names": ["/web"], "Image": "busybox", "Command": "sleep 100",
+        "Created": 1700000000, "Ports": [], "Labels": {"a": "1"}, "State": "running",
+        "Status": "Up 2 seconds", "SizeRw": 12,
+        "Mounts": [{"Name": "vol1", "Source": "/var/lib/x", "Driver": "local"}],
+        "NetworkSettings": {"Networks": {"bridge": {}}}}]))
+    fake_daemon.route("GET", "/images/json", json_reply([{
+        "Id": "sha256:" + "b" * 64, "RepoTags": ["busybox:latest"],
+        "RepoDigests": ["busybox@sha256:" + "d" * 64], "Created": now - 30, "Size": 4261550,
+        "SharedSize": -1, "Containers": -1}]))
+    r = berth(fake_daemon, "ps", "--format", "{{.ID}} {{.Names}} {{.Labels}} {{.State}} "
+              "{{.CreatedAt}} {{.Mounts}} {{.Networks}} {{.LocalVolumes}}")
+    assert r.out == "aaaaaaaaaaaa web a=1 running 2023-11-14 22:13:20 +0000 UTC vol1 bridge 1\n"
+    r = berth(fake_daemon, "container", "ls", "--format", "table {{.Names}}\t{{.Status}}")
+    assert r.out == "NAMES     STATUS\nweb       Up 2 seconds\n"
+    r = berth(fake_daemon, "images", "--format", "json")
+    assert json.loads(r.out) == {
+        "Containers": "N/A", "CreatedAt": json.loads(r.out)["CreatedAt"],
+        "CreatedSince": "30 seconds ago", "Digest": "<none>", "ID": "bbbbbbbbbbbb",
+        "Repository": "busybox", "SharedSize": "N/A", "Size": "4.26MB", "Tag": "latest",
+        "UniqueSize": "N/A", "VirtualSize": "4.262MB"}
+    assert "\\u003cnone\\u003e" in r.out  # Go's JSON escaping
+    r = berth(fake_daemon, "images", "--format", "table {{.Repository}}\t{{.Digest}}")
+    assert r.out == "REPOSITORY   DIGEST\nbusybox      sha256:" + "d" * 64 + "\n"

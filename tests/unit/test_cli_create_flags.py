@@ -252,3 +252,36 @@ def test_create_body_matches_docker(fake_daemon: FakeDaemon, tmp_path: Path) -> 
 
     same(ours, docker_body, "body")
     assert json.dumps(ours)  # serialisable as sent
+
+
+def test_namespaces_devices_and_more(fake_daemon: FakeDaemon) -> None:
+    body = _create(
+        fake_daemon, "--annotation", "a=b", "--cgroup-parent", "cg", "--cgroupns", "private",
+        "--cpu-rt-period", "1000", "--cpu-rt-runtime", "500", "--device", "/dev/null",
+        "--device", "/dev/zero:/dev/z:r", "--device", "/dev/full:rw",
+        "--device-cgroup-rule", "c 1:3 mr", "--dns-option", "ndots:2", "--dns-search",
+        "example.com", "--domainname", "dom", "--ipc", "private", "--pid", "host", "--uts",
+        "host", "--userns", "host", "--runtime", "runc", "--storage-opt", "size=1G",
+        "--volume-driver", "local", "--volumes-from", "other", "--link", "db:db",
+        "--kernel-memory", "10m")
+    host = body["HostConfig"]
+    # Captured from docker 28 (which, like API 1.42+, drops the kernel memory limit).
+    assert {k: host.get(k) for k in (
+        "Annotations", "CgroupParent", "CgroupnsMode", "CpuRealtimePeriod",
+        "CpuRealtimeRuntime", "Devices", "DeviceCgroupRules", "DnsOptions", "DnsSearch",
+        "IpcMode", "PidMode", "UTSMode", "UsernsMode", "Runtime", "StorageOpt",
+        "VolumeDriver", "VolumesFrom", "Links", "KernelMemory")} == {
+        "Annotations": {"a": "b"}, "CgroupParent": "cg", "CgroupnsMode": "private",
+        "CpuRealtimePeriod": 1000, "CpuRealtimeRuntime": 500,
+        "Devices": [
+            {"PathOnHost": "/dev/null", "PathInContainer": "/dev/null",
+             "CgroupPermissions": "rwm"},
+            {"PathOnHost": "/dev/zero", "PathInContainer": "/dev/z", "CgroupPermissions": "r"},
+            {"PathOnHost": "/dev/full", "PathInContainer": "/dev/full",
+             "CgroupPermissions": "rw"}],
+        "DeviceCgroupRules": ["c 1:3 mr"], "DnsOptions": ["ndots:2"],
+        "DnsSearch": ["example.com"], "IpcMode": "private", "PidMode": "host",
+        "UTSMode": "host", "UsernsMode": "host", "Runtime": "runc",
+        "StorageOpt": {"size": "1G"}, "VolumeDriver": "local", "VolumesFrom": ["other"],
+        "Links": ["db:db"], "KernelMemory": None}
+    assert body["Domainname"] == "dom"

@@ -78,7 +78,39 @@ def configure(p: Parser, *, run: bool) -> None:
     p.flag("--shm-size", dest="shm_size", kind="bytes", help="Size of /dev/shm")
     append_list(p, "--sysctl", help="Sysctl options")
     append_list(p, "--ulimit", help="Ulimit options")
+    append_list(p, "--annotation", help="Add an annotation to the container (passed through to "
+                                        "the OCI runtime)")
     append_list(p, "--cap-add", dest="cap_add", help="Add Linux capabilities")
+    p.flag("--cgroup-parent", dest="cgroup_parent", kind="string",
+           help="Optional parent cgroup for the container")
+    p.flag("--cgroupns", kind="string", help="Cgroup namespace to use (host|private)")
+    p.flag("--cpu-rt-period", dest="cpu_rt_period", kind="int",
+           help="Limit CPU real-time period in microseconds")
+    p.flag("--cpu-rt-runtime", dest="cpu_rt_runtime", kind="int",
+           help="Limit CPU real-time runtime in microseconds")
+    append_list(p, "--device", help="Add a host device to the container")
+    append_list(p, "--device-cgroup-rule", dest="device_cgroup_rule",
+                help="Add a rule to the cgroup allowed devices list")
+    p.flag("--disable-content-trust", dest="disable_content_trust", action="store_true",
+           default=True, help="Skip image verification (default true)")
+    append_list(p, "--dns-option", dest="dns_option", help="Set DNS options")
+    append_list(p, "--dns-search", dest="dns_search", help="Set custom DNS search domains")
+    p.flag("--domainname", kind="string", help="Container NIS domain name")
+    p.flag("--ipc", kind="string", help="IPC mode to use")
+    p.flag("--isolation", kind="string", help="Container isolation technology")
+    p.flag("--kernel-memory", dest="kernel_memory", kind="bytes",
+           help="Kernel memory limit (accepted and ignored, as by API 1.42 and later)")
+    append_list(p, "--link", help="Add link to another container")
+    p.flag("--pid", kind="string", help="PID namespace to use")
+    p.flag("--runtime", kind="string", help="Runtime to use for this container")
+    append_list(p, "--storage-opt", dest="storage_opt",
+                help="Storage driver options for the container")
+    p.flag("--userns", kind="string", help="User namespace to use")
+    p.flag("--uts", kind="string", help="UTS namespace to use")
+    p.flag("--volume-driver", dest="volume_driver", kind="string",
+           help="Optional volume driver for the container")
+    append_list(p, "--volumes-from", dest="volumes_from",
+                help="Mount volumes from the specified container(s)")
     append_list(p, "--cap-drop", dest="cap_drop", help="Drop Linux capabilities")
     p.flag("--cidfile", kind="string", help="Write the container ID to the file")
     append_list(p, "--dns", help="Set custom DNS servers")
@@ -251,6 +283,24 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         host_config["Ulimits"] = [parse_ulimit(u) for u in args.ulimit]
     if args.mount:
         host_config["Mounts"] = [parse_mount(m) for m in args.mount]
+    for flag_value, field_name in (
+            (args.cgroup_parent, "CgroupParent"), (args.cgroupns, "CgroupnsMode"),
+            (args.ipc, "IpcMode"), (args.pid, "PidMode"), (args.uts, "UTSMode"),
+            (args.userns, "UsernsMode"), (args.runtime, "Runtime"),
+            (args.isolation, "Isolation"), (args.volume_driver, "VolumeDriver")):
+        if flag_value:
+            host_config[field_name] = flag_value
+    for values, field_name in ((args.dns_option, "DnsOptions"), (args.dns_search, "DnsSearch"),
+                               (args.volumes_from, "VolumesFrom"), (args.link, "Links"),
+                               (args.device_cgroup_rule, "DeviceCgroupRules")):
+        if values:
+            host_config[field_name] = list(values)
+    if args.device:
+        host_config["Devices"] = [parse_device(d) for d in args.device]
+    if args.storage_opt:
+        host_config["StorageOpt"] = _kv_map(args.storage_opt)
+    if args.annotation:
+        host_config["Annotations"] = _kv_map(args.annotation)
     if args.sysctl:
         for item in args.sysctl:
             if "=" not in item:
@@ -259,7 +309,7 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
 
     body: dict[str, Any] = {
         "Hostname": args.hostname or "",
-        "Domainname": "",
+        "Domainname": args.domainname or "",
         "User": args.user or "",
         "AttachStdin": attach_stdin,
         "AttachStdout": attach_stdout,
@@ -648,6 +698,24 @@ def _capabilities(names: list[str]) -> list[str] | None:
         if cap not in out:
             out.append(cap)
     return out or None
+
+
+def parse_device(value: str) -> dict[str, str]:
+    """``--device /dev/x[:/dev/y][:rwm]`` → a ``Devices`` entry (docker's ``parseLinuxDevice``)."""
+    parts = value.split(":", 3)
+    if len(parts) > 3:
+        raise _bad_flag(value, "--device", f"invalid device specification: {value}")
+    permissions, dst = "rwm", ""
+    if len(parts) == 3:
+        permissions = parts[2]
+    if len(parts) >= 2:
+        mode = parts[1]
+        if mode and set(mode) <= set("rwm") and len(set(mode)) == len(mode):
+            permissions = mode
+        else:
+            dst = mode
+    return {"PathOnHost": parts[0], "PathInContainer": dst or parts[0],
+            "CgroupPermissions": permissions}
 
 
 def _dns(value: str) -> str:

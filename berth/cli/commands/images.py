@@ -21,6 +21,7 @@ def configure(p: Parser) -> None:
            help="Show all images (default hides intermediate images)")
     p.flag("--digests", action="store_true", help="Show digests")
     append_list(p, "-f", "--filter", help="Filter output based on conditions provided")
+    p.flag("--format", kind="string", help="Format output using a custom template")
     p.flag("--no-trunc", dest="no_trunc", action="store_true", help="Don't truncate output")
     p.flag("-q", "--quiet", action="store_true", help="Only show image IDs")
     p.positionals(0, 1)
@@ -44,6 +45,23 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 ctx.out(_id(image, trunc))
         return 0
     now = time.time()
+    if args.format:
+        show_digest = args.digests or ".Digest" in args.format
+        items = [{"Repository": repo, "Tag": tag, "Digest": digest if show_digest else "<none>",
+                  "ID": _id(image, trunc),
+                  "CreatedSince": render.since(image.get("Created"), now),
+                  "CreatedAt": _created_at(image.get("Created")),
+                  "Size": render.human_size(int(image.get("Size") or 0)),
+                  "Containers": _count(image.get("Containers")),
+                  "SharedSize": _maybe_size(image.get("SharedSize")),
+                  "UniqueSize": _maybe_size(_unique(image)),
+                  "VirtualSize": render.human_size(int(image.get("Size") or 0), 4)}
+                 for image in images for repo, tag, digest in image_names(image)]
+        default = "table {{.Repository}}\t{{.Tag}}\t" + \
+            ("{{.Digest}}\t" if args.digests else "") + \
+            "{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+        ctx.out(render.format_items(args.format, items, FORMAT_HEADERS, default), end="")
+        return 0
     rows: list[tuple[str, ...]] = []
     for image in images:
         for repo, tag, digest in image_names(image):
@@ -56,6 +74,34 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     header = HEADER if not args.digests else HEADER[:2] + ("DIGEST",) + HEADER[2:]
     ctx.out(render.table(header, rows), end="")
     return 0
+
+
+FORMAT_HEADERS = {"Repository": "REPOSITORY", "Tag": "TAG", "Digest": "DIGEST", "ID": "IMAGE ID",
+                  "CreatedSince": "CREATED", "CreatedAt": "CREATED AT", "Size": "SIZE",
+                  "Containers": "CONTAINERS", "SharedSize": "SHARED SIZE",
+                  "UniqueSize": "UNIQUE SIZE"}
+
+
+def _created_at(value: Any) -> str:
+    import datetime as dt
+
+    stamp = dt.datetime.fromtimestamp(int(value or 0)).astimezone()
+    return stamp.strftime("%Y-%m-%d %H:%M:%S %z ") + (stamp.tzname() or "")
+
+
+def _count(value: Any) -> str:
+    return "N/A" if value in (None, -1) else str(value)
+
+
+def _maybe_size(value: Any) -> str:
+    return "N/A" if value in (None, -1) else render.human_size(int(value))
+
+
+def _unique(image: dict[str, Any]) -> int | None:
+    shared = image.get("SharedSize")
+    if shared in (None, -1):
+        return None
+    return int(image.get("Size") or 0) - int(shared)
 
 
 def _id(image: dict[str, Any], trunc: bool) -> str:

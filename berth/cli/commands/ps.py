@@ -24,6 +24,7 @@ def configure(p: Parser) -> None:
     p.flag("-l", "--latest", action="store_true",
            help="Show the latest created container (includes all states)")
     p.flag("--no-trunc", dest="no_trunc", action="store_true", help="Don't truncate output")
+    p.flag("--format", kind="string", help="Format output using a custom template")
     p.flag("-q", "--quiet", action="store_true", help="Only display container IDs")
     p.flag("-s", "--size", action="store_true", help="Display total file sizes")
     p.positionals(0, 0)
@@ -70,6 +71,11 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             ctx.out(_id(c, trunc))
         return 0
     now = time.time()
+    if args.format:
+        items = [fields(c, trunc, now) for c in containers]
+        default = DEFAULT_FORMAT + ("\t{{.Size}}" if args.size else "")
+        ctx.out(render.format_items(args.format, items, FIELD_HEADERS, default), end="")
+        return 0
     rows = [container_row(c, trunc, now) for c in containers]
     header = HEADER
     if args.size:
@@ -77,6 +83,36 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         rows = [row + (_size(c),) for row, c in zip(rows, containers, strict=True)]
     ctx.out(render.table(header, rows), end="")
     return 0
+
+
+DEFAULT_FORMAT = ("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t"
+                  "{{.Ports}}\t{{.Names}}")
+FIELD_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                 "CreatedAt": "CREATED AT", "RunningFor": "CREATED", "Ports": "PORTS",
+                 "State": "STATE", "Status": "STATUS", "Size": "SIZE", "Names": "NAMES",
+                 "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+                 "LocalVolumes": "LOCAL VOLUMES"}
+
+
+def fields(c: dict[str, Any], trunc: bool, now: float) -> dict[str, str]:
+    """A container as ``--format`` templates see it (docker's ``ContainerContext``)."""
+    import datetime as dt
+
+    row = dict(zip(("ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"),
+                   container_row(c, trunc, now), strict=True))
+    created = dt.datetime.fromtimestamp(int(c.get("Created") or 0)).astimezone()
+    labels = c.get("Labels") or {}
+    mounts = [str(m.get("Name") or m.get("Source") or "") for m in c.get("Mounts") or []]
+    networks = sorted((c.get("NetworkSettings") or {}).get("Networks") or {})
+    row.update(
+        CreatedAt=created.strftime("%Y-%m-%d %H:%M:%S %z ") + (created.tzname() or ""),
+        State=str(c.get("State") or ""), Size=_size(c),
+        Labels=",".join(f"{k}={v}" for k, v in labels.items()),
+        Mounts=",".join(render.ellipsis(m, 15) if trunc else m for m in mounts),
+        Networks=",".join(networks),
+        LocalVolumes=str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
+    )
+    return row
 
 
 def _id(c: dict[str, Any], trunc: bool) -> str:

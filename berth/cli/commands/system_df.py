@@ -99,7 +99,7 @@ def _verbose(ctx: Context, df: dict[str, Any]) -> int:
             repo, _, name = tag.rpartition(":")
             rows.append((repo, name, str(image.get("Id") or "").split(":")[-1][:12],
                          render.since(image.get("Created"), now),
-                         _size(int(image.get("Size") or 0)),
+                         render.human_size(int(image.get("Size") or 0)),
                          _size(int(image.get("SharedSize") or 0)),
                          _size(int(image.get("Size") or 0) - int(image.get("SharedSize") or 0)),
                          str(image.get("Containers") or 0)))
@@ -120,6 +120,12 @@ def _verbose(ctx: Context, df: dict[str, Any]) -> int:
              _size(int((v.get("UsageData") or {}).get("Size") or 0)))
             for v in df.get("Volumes") or []]
     ctx.out(render.table(("VOLUME NAME", "LINKS", "SIZE"), rows), end="")
-    ctx.out("\nBuild cache usage: " + _size(sum(int(b.get("Size") or 0)
-                                               for b in df.get("BuildCache") or [])))
+    cache = df.get("BuildCache") or []
+    ctx.out("\nBuild cache usage: " + _size(sum(int(b.get("Size") or 0) for b in cache)) + "\n")
+    rows = [(str(b.get("ID") or "")[:12], str(b.get("Type") or ""),
+             _size(int(b.get("Size") or 0)), render.since(b.get("CreatedAt"), now),
+             render.since(b.get("LastUsedAt"), now), str(b.get("UsageCount") or 0),
+             "true" if b.get("Shared") else "false") for b in cache]
+    ctx.out(render.table(("CACHE ID", "CACHE TYPE", "SIZE", "CREATED", "LAST USED", "USAGE",
+                          "SHARED"), rows), end="")
     return 0
