@@ -8,6 +8,7 @@ what a user at a terminal sees.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import pty
 import select
@@ -19,6 +20,7 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +105,13 @@ class TtyContainer:
         return Reply(204)
 
     def _wait(self, req: Any) -> Reply:
-        self.exited.wait(20)
-        return json_reply({"StatusCode": self.status})
+        def body() -> Iterator[bytes]:
+            # Headers go first, as dockerd sends them: the docker CLI waits for them.
+            yield b" "
+            self.exited.wait(20)
+            yield json.dumps({"StatusCode": self.status}).encode()
+
+        return Reply(200, body(), {"Content-Type": "application/json"})
 
     def _attach(self, sock: socket.socket, buffered: bytes) -> None:
         self.started.wait(10)
@@ -259,10 +266,11 @@ def test_attach_to_running_tty_container_and_detach(fake_daemon: FakeDaemon) -> 
     finally:
         term.close()
     assert code == 1
-    calls = [c.replace(CID, "ID") for c in fake_daemon.calls()]
-    assert calls[:3] == ["POST /containers/web/wait", "GET /containers/web/json",
-                         "POST /containers/ID/attach"]
-    assert "POST /containers/ID/resize" in calls
+    # The same requests as docker 28 sends (checked against this fake through a pty).
+    calls = fake_daemon.calls()
+    assert calls[:4] == ["POST /containers/web/wait", "GET /containers/web/json",
+                         "POST /containers/web/attach", "GET /containers/web/json"]
+    assert "POST /containers/web/resize" in calls
 
 
 def test_start_ai_tty_exit_code(fake_daemon: FakeDaemon) -> None:

@@ -52,15 +52,13 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             raise StatusError(1, "the input device is not a TTY")
         streams = _attach.Streams(stdin=not args.no_stdin and bool(config.get("OpenStdin")),
                                   stdout=True, stderr=True, tty=tty)
-        container_id = str(info.get("Id") or name)
-        stack.enter_context(_attach.signal_proxy(client, container_id,
-                                                 args.sig_proxy and not tty))
-        hijacked = stack.enter_context(_attach.attach(client, container_id, streams,
-                                                      args.detach_keys))
-        _running(client, container_id)  # it may have stopped meanwhile: do not hang
+        # The name as given throughout, as docker's CLI does.
+        stack.enter_context(_attach.signal_proxy(client, name, args.sig_proxy and not tty))
+        hijacked = stack.enter_context(_attach.attach(client, name, streams, args.detach_keys))
+        _running(client, name)  # it may have stopped meanwhile: do not hang
         if tty:
             stack.enter_context(_attach.monitor_tty_size(
-                client, ctx, f"/containers/{container_id}/resize"))
+                client, ctx, f"/containers/{name}/resize"))
         try:
             _attach.stream(ctx, hijacked, streams, args.detach_keys)
         except _attach.Detached:
