@@ -330,7 +330,48 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the subcommands not being run: building every subparser costs more
+    than a container's whole start (argparse looks up translations for each)."""
+
+    def add_argument(self, *_args: Any, **_kw: Any) -> None:
+        pass
+
+    def set_defaults(self, **_kw: Any) -> None:
+        pass
+
+
+class _Subcommands:
+    def __init__(self, sub: Any, only: str | None) -> None:
+        self.sub = sub
+        self.only = only
+
+    def add_parser(self, name: str, **kw: Any) -> Any:
+        if self.only is None or name == self.only:
+            return self.sub.add_parser(name, **kw)
+        return _Skipped()
+
+
+_GLOBAL_WITH_VALUE = ("--root", "--log", "--log-format")
+
+
+def command_of(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names, or None when help is asked for or none is there."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg in ("-h", "--help"):
+            return None
+        elif arg in _GLOBAL_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line; ``only``: build just that subcommand's parser."""
     p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime")
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory root")
     p.add_argument("--log", help="accepted for runc compatibility; errors go to stderr")
@@ -338,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
     p.add_argument("--systemd-cgroup", action="store_true",
                    help="accepted for runc compatibility")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = _Subcommands(p.add_subparsers(dest="command", required=True), only)
 
     def with_bundle(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("-b", "--bundle", default=".", help="bundle directory")
@@ -421,7 +462,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    only = command_of(argv)
+    if only is not None and only not in _COMMANDS:
+        only = None
+    args = build_parser(only).parse_args(argv)
     try:
         code = args.func(args)
     except RuntimeFailure as e:
@@ -431,8 +476,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"berth-runtime: {e}", file=sys.stderr)
         code = 1
     sys.stdout.flush()
-    sys.exit(code)
+    sys.stderr.flush()
+    # Nothing is left to clean up: skip the interpreter's teardown (milliseconds).
+    os._exit(code)
 
+
+_COMMANDS = ("create", "run", "start", "state", "kill", "delete", "list", "exec", "ps", "pause",
+             "resume", "update", "features", "spec")
 
 if __name__ == "__main__":
     main()

@@ -126,9 +126,13 @@ def _fail(sock: socket.socket, step: str, exc: BaseException) -> None:
     elif isinstance(exc, OSError | ValueError):
         message, code = f"{step}: {exc}", 125
     else:
-        import traceback
+        message = f"{step}: {type(exc).__name__}: {exc}"
+        try:  # after pivot_root no module can be imported: the traceback is a bonus
+            import traceback
 
-        message = f"{step}: {type(exc).__name__}: {exc}\n{traceback.format_exc()}"
+            message += "\n" + traceback.format_exc()
+        except ImportError:
+            pass
         code = 125
     with contextlib.suppress(OSError):
         sync.send(sock, sync.MSG_ERROR, stage=step, message=message, exit_code=code)

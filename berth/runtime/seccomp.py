@@ -12,24 +12,30 @@ name is an error.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import json
 import os
+import struct
 import zlib
 from typing import Any
 
 from berth.errors import InvalidArgument, NotImplementedYet
-from berth.linux import seccomp as _sc
+from berth.linux._libc import libc
 
+# libseccomp's action values (seccomp.h); the binding itself (berth.linux.seccomp) is only
+# imported when a profile has to be compiled, which the cache below makes rare.
+_ERRNO = 0x00050000
+_TRACE = 0x7FF00000
 _ACTIONS = {
-    "SCMP_ACT_KILL": _sc.SCMP_ACT_KILL_THREAD,
-    "SCMP_ACT_KILL_THREAD": _sc.SCMP_ACT_KILL_THREAD,
-    "SCMP_ACT_KILL_PROCESS": _sc.SCMP_ACT_KILL_PROCESS,
-    "SCMP_ACT_TRAP": _sc.SCMP_ACT_TRAP,
-    "SCMP_ACT_ERRNO": _sc.SCMP_ACT_ERRNO,
-    "SCMP_ACT_TRACE": _sc.SCMP_ACT_TRACE,
-    "SCMP_ACT_ALLOW": _sc.SCMP_ACT_ALLOW,
-    "SCMP_ACT_LOG": _sc.SCMP_ACT_LOG,
+    "SCMP_ACT_KILL": 0x00000000,
+    "SCMP_ACT_KILL_THREAD": 0x00000000,
+    "SCMP_ACT_KILL_PROCESS": 0x80000000,
+    "SCMP_ACT_TRAP": 0x00030000,
+    "SCMP_ACT_ERRNO": _ERRNO,
+    "SCMP_ACT_TRACE": _TRACE,
+    "SCMP_ACT_ALLOW": 0x7FFF0000,
+    "SCMP_ACT_LOG": 0x7FFC0000,
 }
 # Compiled programs are kept on a tmpfs, root's only, keyed by the section's canonical JSON
 # (stored in the file and compared in full): compiling Docker's profile takes longer than
@@ -54,7 +60,7 @@ def _action(name: Any, errno_ret: Any, where: str) -> int:
     if name not in _ACTIONS:
         raise InvalidArgument(f"{where}: unknown action {name!r}")
     act = _ACTIONS[name]
-    if act in (_sc.SCMP_ACT_ERRNO, _sc.SCMP_ACT_TRACE):
+    if act in (_ERRNO, _TRACE):
         ret = errno.EPERM if errno_ret is None else errno_ret
         if not isinstance(ret, int) or not 0 <= ret <= 0xFFFF:
             raise InvalidArgument(f"{where}: bad errnoRet {errno_ret!r}")
@@ -62,7 +68,9 @@ def _action(name: Any, errno_ret: Any, where: str) -> int:
     return act
 
 
-def _rules(entry: dict[str, Any], default: int, where: str) -> list[_sc.Rule]:
+def _rules(entry: dict[str, Any], default: int, where: str) -> list[Any]:
+    from berth.linux import seccomp as _sc
+
     names = entry.get("names") or ([entry["name"]] if entry.get("name") else [])
     if not isinstance(names, list) or not names:
         raise InvalidArgument(f"{where}: names must be a non-empty list")
@@ -105,6 +113,8 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
     if cached is not None:
         _cache[key] = cached
         return cached
+    from berth.linux import seccomp as _sc
+
     default = _action(section.get("defaultAction"), section.get("defaultErrnoRet"),
                       "linux.seccomp.defaultAction")
     arches = []
@@ -112,7 +122,7 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
         if arch not in _sc.ARCHES:
             raise InvalidArgument(f"linux.seccomp.architectures: unknown {arch!r}")
         arches.append(_sc.ARCHES[arch])
-    rules: list[_sc.Rule] = []
+    rules: list[Any] = []
     for i, entry in enumerate(section.get("syscalls") or ()):
         if not isinstance(entry, dict):
             raise InvalidArgument(f"linux.seccomp.syscalls[{i}]: must be an object")
@@ -158,5 +168,20 @@ def _cache_write(key_text: str, program: bytes) -> None:
         os.replace(tmp, path)
 
 
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
+
+
 def load(program: bytes) -> None:
-    _sc.load_bpf(program)
+    """Install ``program`` (``struct sock_filter`` array) on the calling thread.
+
+    Runs in init after ``pivot_root``, where no module can be imported any more: it needs
+    only what is loaded already."""
+    if not program or len(program) % 8:
+        raise OSError(errno.EINVAL, "seccomp: malformed BPF program")
+    buf = ctypes.create_string_buffer(program, len(program))
+    fprog = ctypes.create_string_buffer(struct.pack("@H6xP", len(program) // 8,
+                                                    ctypes.addressof(buf)))
+    if libc.prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: loading the filter: {os.strerror(err)}")
