@@ -14,9 +14,11 @@ Lifecycle of the state kept here::
 from __future__ import annotations
 
 import asyncio
+import calendar
 import collections
 import contextlib
 import datetime as dt
+import functools
 import json
 import logging
 import os
@@ -44,12 +46,19 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 _MANUAL_STOP = "HasBeenManuallyStopped"  # kept in the record, left out of inspect
 
 
+@functools.lru_cache(maxsize=8192)
 def _parse_time(text: str) -> float:
-    """RFC 3339 (nanoseconds allowed) to a unix time; the zero time is 0."""
+    """RFC 3339 (nanoseconds allowed, UTC) to a unix time; the zero time is 0. Cached: the
+    same Created/StartedAt stamps are parsed at every ``ps``."""
     if not text or text.startswith("0001-"):
         return 0.0
     main, _, frac = text.rstrip("Z").partition(".")
-    base = dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC).timestamp()
+    try:
+        base = calendar.timegm((int(main[0:4]), int(main[5:7]), int(main[8:10]),
+                                int(main[11:13]), int(main[14:16]), int(main[17:19])))
+    except ValueError:
+        base = dt.datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(
+            tzinfo=dt.UTC).timestamp()
     return base + (float("0." + frac) if frac else 0.0)
 
 
@@ -437,6 +446,9 @@ class ContainerService:
                           "ExitCode": code, "OOMKilled": bool(result.get("oom_killed")),
                           "FinishedAt": result.get("finished_at") or rfc3339_nano(),
                           "Error": result.get("error") or ""})
+            stopped_by_user = live.stopping
+            if stopped_by_user and live.manual_stop:
+                record[_MANUAL_STOP] = True
             await self._save(record)
             live.monitor = None
             if live.health is not None:
@@ -451,10 +463,6 @@ class ContainerService:
             state_dir = self._state_dir(cid)
             await ShimClient(state_dir).shutdown()
             shutil.rmtree(state_dir, ignore_errors=True)
-            stopped_by_user = live.stopping
-            if stopped_by_user and live.manual_stop:
-                record[_MANUAL_STOP] = True
-                await self._save(record)
             self._emit("die", record, exitCode=str(code))
         if record["HostConfig"].get("AutoRemove"):
             await self._auto_remove(cid)
@@ -670,7 +678,10 @@ class ContainerService:
     async def logs(self, ref: str, *, stdout: bool, stderr: bool, follow: bool = False,
                    tail: str | None = None, timestamps: bool = False, since: float = 0,
                    until: float = 0) -> tuple[bool, AsyncIterator[bytes]]:
-        """(tty, chunks): raw bytes for a TTY container, multiplexed frames otherwise."""
+        """(tty, chunks): raw bytes for a TTY container, multiplexed frames otherwise.
+
+        The json-file log is read and rendered in worker threads, a few megabytes at a
+        time, so a large log neither blocks the event loop nor holds it all in memory."""
         record = self._record(ref)
         if not (stdout or stderr):
             raise errors.InvalidArgument("You must choose at least one stream")
@@ -683,63 +694,39 @@ class ContainerService:
                 tail_n = int(tail)
             except ValueError:
                 raise errors.InvalidArgument(f"invalid tail value: {tail!r}") from None
-
-        def render(entry: dict[str, Any]) -> bytes | None:
-            stream = entry.get("stream")
-            if (stream == "stdout" and not stdout) or (stream == "stderr" and not stderr):
-                return None
-            when = entry.get("time", "")
-            if since or until:
-                t = _parse_time(when)
-                if (since and t < since) or (until and t > until):
-                    return None
-            text = entry.get("log", "").encode("utf-8", "surrogateescape")
-            if timestamps:
-                text = when.encode() + b" " + text
-            if tty:
-                return text
-            return encode_frame(2 if stream == "stderr" else 1, text)
+        renderer = _LogRenderer(stdout, stderr, tty, timestamps, since, until)
 
         async def chunks() -> AsyncIterator[bytes]:
+            f = await asyncio.to_thread(_open_or_none, path)
+            if f is None and not follow:
+                return
             try:
-                f = open(path, "rb")
-            except FileNotFoundError:
-                if not follow:
-                    return
-                f = None
-            try:
-                if f is not None:
-                    lines = f.readlines() if tail_n < 0 else collections.deque(f, maxlen=tail_n)
-                    if tail_n == 0:
-                        lines = []
-                    out = [r for r in (render(_decode_log(line)) for line in lines) if r]
-                    if out:
-                        yield b"".join(out)
-                if not follow:
-                    return
                 pending = b""
+                if f is not None and tail_n >= 0:
+                    out = await asyncio.to_thread(renderer.tail, f, tail_n)
+                    if out:
+                        yield out
                 while True:
                     if f is None:
-                        try:
-                            f = open(path, "rb")
-                        except FileNotFoundError:
-                            f = None
-                    data = f.read() if f is not None else b""
+                        f = await asyncio.to_thread(_open_or_none, path)
+                    data = await asyncio.to_thread(f.read, _LOG_READ) if f is not None else b""
                     if data:
                         pending += data
-                        *complete, pending = pending.split(b"\n")
-                        out = [r for r in (render(_decode_log(line)) for line in complete
-                                           if line) if r]
-                        if out:
-                            yield b"".join(out)
+                        complete, _, pending = pending.rpartition(b"\n")
+                        if complete:
+                            out = await asyncio.to_thread(renderer.render, complete)
+                            if out:
+                                yield out
                         continue
+                    if not follow:
+                        return
                     try:
                         running = self._record(cid)["State"]["Running"]
                     except errors.NotFound:
                         running = False
                     if not running:
                         # One last read: the shim drains output before it reports the exit.
-                        data = f.read() if f is not None else b""
+                        data = await asyncio.to_thread(f.read) if f is not None else b""
                         if data:
                             pending += data
                             continue
@@ -1308,6 +1295,74 @@ def _record_of(row: Any) -> dict[str, Any]:
     if isinstance(record, str | bytes):
         record = json.loads(record)
     return record
+
+
+_LOG_READ = 4 << 20
+_MAX_FRAME = 1 << 20
+
+
+def _open_or_none(path: str) -> Any:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        return None
+
+
+class _LogRenderer:
+    """json-file lines to what the client reads: raw text for a TTY, else frames, one per
+    run of lines from the same stream (up to 1 MiB), which Docker's clients accept."""
+
+    def __init__(self, stdout: bool, stderr: bool, tty: bool, timestamps: bool,
+                 since: float, until: float) -> None:
+        self.want = {"stdout": stdout, "stderr": stderr}
+        self.tty = tty
+        self.timestamps = timestamps
+        self.since = since
+        self.until = until
+
+    def tail(self, f: Any, n: int) -> bytes:
+        if n == 0:
+            f.seek(0, os.SEEK_END)
+            return b""
+        lines = collections.deque(f, maxlen=n)
+        return self.render(b"".join(lines).rstrip(b"\n")) if lines else b""
+
+    def render(self, block: bytes) -> bytes:
+        lines = block.split(b"\n")
+        try:
+            entries = json.loads(b"[" + b",".join(line for line in lines if line) + b"]")
+        except ValueError:
+            entries = [_decode_log(line) for line in lines if line]
+        out: list[bytes] = []
+        run: list[bytes] = []
+        run_stream = ""
+        run_size = 0
+        for entry in entries:
+            if not isinstance(entry, dict):
+                continue
+            stream = entry.get("stream", "stdout")
+            if not self.want.get(stream, False):
+                continue
+            when = entry.get("time", "")
+            if self.since or self.until:
+                t = _parse_time(when)
+                if (self.since and t < self.since) or (self.until and t > self.until):
+                    continue
+            text = entry.get("log", "").encode("utf-8", "surrogateescape")
+            if self.timestamps:
+                text = when.encode() + b" " + text
+            if self.tty:
+                out.append(text)
+                continue
+            if run and (stream != run_stream or run_size + len(text) > _MAX_FRAME):
+                out.append(encode_frame(2 if run_stream == "stderr" else 1, b"".join(run)))
+                run, run_size = [], 0
+            run.append(text)
+            run_stream = stream
+            run_size += len(text)
+        if run:
+            out.append(encode_frame(2 if run_stream == "stderr" else 1, b"".join(run)))
+        return b"".join(out)
 
 
 def _decode_log(line: bytes) -> dict[str, Any]:

@@ -92,6 +92,10 @@ async def _call(path: str, request: dict[str, Any],
         writer.write(json.dumps(request).encode() + b"\n")
         await writer.drain()
         line = await reader.readline()
+    except ConnectionError as exc:
+        # The shim went away mid-request (its container exited and it shut down).
+        writer.close()
+        raise ShimGone(f"{path} dropped {request.get('op')}: {exc}") from None
     except BaseException:
         writer.close()
         raise
