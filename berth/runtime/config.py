@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
+from berth.runtime import hooks as _hooks
 from berth.runtime import seccomp as _seccomp
 from berth.runtime.user import ANNOTATION as USER_ANNOTATION
 
@@ -135,7 +136,8 @@ class InitConfig:
                  capabilities: Capabilities | None = None, no_new_privileges: bool = False,
                  oom_score_adj: int | None = None, annotations: dict[str, str] | None = None,
                  cgroups_path: str | None = None, resources: dict[str, Any] | None = None,
-                 seccomp: bytes | None = None) -> None:
+                 seccomp: bytes | None = None,
+                 hooks: dict[str, list[dict[str, Any]]] | None = None) -> None:
         self.id = id
         self.bundle = bundle
         self.rootfs = rootfs
@@ -168,6 +170,7 @@ class InitConfig:
         self.resources = resources or {}
         self.cgroup_procs: list[str] = []  # filled in by the creator
         self.seccomp = seccomp  # the compiled BPF program
+        self.hooks = hooks or {}
 
     def has_namespace(self, kind: str) -> bool:
         return any(ns.kind == kind for ns in self.namespaces)
@@ -367,4 +370,5 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         cgroups_path=cgroups_path,
         resources=resources,
         seccomp=_seccomp.compile_section(lx.get("seccomp")),
+        hooks=_hooks.parse(spec),
     )

@@ -41,6 +41,7 @@ from berth.errors import (
 from berth.runtime import cgroups as _cgroups
 from berth.runtime import config as _config
 from berth.runtime import console as _console
+from berth.runtime import hooks as _hooks
 from berth.runtime import init as _init
 from berth.runtime import sync
 from berth.util import atomic_write, atomic_write_json, read_json, rfc3339_nano
@@ -159,6 +160,15 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
                     os.close(fd)
                 else:
                     console(fd)
+            elif msg["type"] == sync.MSG_HOOKS:
+                hook_state = {"ociVersion": OCI_VERSION, "id": container_id,
+                              "status": "creating", "pid": init_pid, "bundle": bundle,
+                              "annotations": cfg.annotations}
+                for kind in ("prestart", "createRuntime"):
+                    if cfg.hooks.get(kind):
+                        _hooks.run(cfg.hooks[kind], hook_state, kind)
+                sync.send(parent_sock, sync.MSG_CONTINUE,
+                          state={**hook_state, "status": "created"})
             elif msg["type"] == sync.MSG_READY:
                 break
             elif msg["type"] == sync.MSG_ERROR:
@@ -181,6 +191,7 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             "annotations": cfg.annotations,
             "owner": "",
             "cgroup": cg.to_json() if cg else None,
+            "hooks": {k: v for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
         }
         atomic_write_json(state_path, state, durable=False)
         made.append(state_path)
@@ -334,6 +345,13 @@ def start(state_dir: str, timeout: float = START_TIMEOUT) -> None:
             raise RuntimeFailure(err["message"], int(err.get("exit_code", 126)))
         except (ValueError, KeyError, TypeError):
             raise RuntimeFailure(f"exec failed: {rest[:200]!r}") from None
+    poststart = (st.get("hooks") or {}).get("poststart")
+    if poststart:
+        try:
+            _hooks.run(poststart, {**state(state_dir), "status": "running"}, "poststart")
+        except RuntimeFailure:
+            kill(state_dir, signal.SIGKILL, all=True)
+            raise
 
 
 def _same_pid_ns(pid: int, ns: str) -> bool:
@@ -405,11 +423,22 @@ def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> Non
             cg.destroy(timeout)
         except OSError as e:
             raise Unavailable(f"container {st['id']}: {e}") from None
+    poststop = (st.get("hooks") or {}).get("poststop")
     for name in (EXEC_FIFO, STATE_FILE):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, name))
     with contextlib.suppress(OSError):
         os.rmdir(state_dir)
+    if poststop:
+        hook_state = {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": st["id"],
+                      "status": "stopped", "pid": 0, "bundle": st["bundle"],
+                      "annotations": st.get("annotations") or {}}
+        try:
+            _hooks.run(poststop, hook_state, "poststop")
+        except RuntimeFailure as e:  # too late to fail: say so, as runc does
+            import sys
+
+            print(f"warning: {e}", file=sys.stderr)
 
 
 def _running_cgroup(state_dir: str) -> _cgroups.Cgroup:

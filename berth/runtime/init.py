@@ -28,7 +28,7 @@ import stat
 
 from berth import linux
 from berth.errors import RuntimeFailure
-from berth.runtime import console, rootfs, seccomp, sync, user
+from berth.runtime import console, hooks, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
 
 INIT_ANNOTATION = "io.berth.init"
@@ -285,6 +285,15 @@ def _set_user_and_caps(cfg: InitConfig) -> None:
                 linux.ambient_raise(cap)
 
 
+def _wait_for_hooks(sock: socket.socket) -> dict[str, object]:
+    """Ask the creator to run its hooks; returns the state our own hooks get."""
+    sync.send(sock, sync.MSG_HOOKS)
+    msg = sync.recv(sock)
+    if msg is None or msg.get("type") != sync.MSG_CONTINUE:
+        raise RuntimeFailure("the creator went away while running hooks")
+    return dict(msg.get("state") or {})
+
+
 def load_seccomp(cfg: InitConfig, *, early: bool = False) -> None:
     """Install the process's seccomp filter. With no_new_privs it is the last step before
     exec (``early=False``); without, the kernel wants CAP_SYS_ADMIN, so it comes just
@@ -346,6 +355,16 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
             rootfs.setup_dev(cfg)
         step = f"creating cwd {cfg.cwd}"
         rootfs._create_target(rootfs.secure_join(cfg.rootfs, cfg.cwd), False)
+        hook_state: dict[str, object] = {}
+        if any(cfg.hooks.get(k) for k in ("prestart", "createRuntime", "createContainer",
+                                           "startContainer")):
+            step = "waiting for the createRuntime hooks"
+            hook_state = _wait_for_hooks(sock)
+            if cfg.hooks.get("createContainer"):
+                step = "running the createContainer hooks"
+                hooks.run(cfg.hooks["createContainer"], hook_state, "createContainer")
+            if cfg.hooks.get("startContainer"):
+                import subprocess  # noqa: F401 - hooks need it after pivot_root
         step = "pivot_root"
         rootfs.pivot(cfg.rootfs)
         if cfg.terminal:
@@ -410,6 +429,13 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         os.write(wfd, sync.EXEC_RELEASE)
     except BaseException:  # noqa: BLE001
         os._exit(125)
+    if cfg.hooks.get("startContainer"):
+        try:
+            hooks.run(cfg.hooks["startContainer"], hook_state, "startContainer")
+        except RuntimeFailure as e:
+            with contextlib.suppress(OSError):
+                os.write(wfd, json.dumps({"message": e.message, "exit_code": 1}).encode())
+            os._exit(1)
     if cfg.annotations.get(INIT_ANNOTATION) == "true":
         _reaper(path, cfg.args, env, wfd)
     try:

@@ -17,6 +17,13 @@ C2 → creator          ``{"type": "console", "name": "/dev/pts/N"}``       with
                       with the pty master as SCM_RIGHTS                    the pty made in the
                                                                            container's devpts; the
                                                                            creator owns the master
+C2 → creator          ``{"type": "hooks"}``                               mounts are done, before
+                                                                           pivot_root: run the
+                                                                           prestart/createRuntime
+                                                                           hooks; C2 waits
+creator → C2          ``{"type": "continue", "state": {...}}``            hooks done; the state
+                                                                           the container's own
+                                                                           hooks get on stdin
 C1/C2 → creator       ``{"type": "error", "stage": S, "message": M,        setup failed at step S;
                       "exit_code": N}``                                    the sender exits
 ====================  ===================================================  =====================
@@ -48,6 +55,8 @@ MSG_PID = "pid"
 MSG_READY = "ready"
 MSG_ERROR = "error"
 MSG_CONSOLE = "console"
+MSG_HOOKS = "hooks"
+MSG_CONTINUE = "continue"
 
 EXEC_RELEASE = b"0"
 _MAX_PACKET = 65536
