@@ -177,7 +177,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         errors = [w.error for w in watchers.values() if w.error]
         if errors:
             raise StatusError(1, "\n".join(errors))
-    ctx.stdout.write(b"\x1b[2J")
     while True:
         if not names:
             current = _running(client, args.all)
@@ -190,7 +189,9 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         rows = [entry(n, w.stats, trunc) for n, w in watchers.items()
                 if not (w.done and not names and w.error)]
         text = render.format_items(fmt, rows, HEADERS, DEFAULT_FORMAT)
-        frame = "\x1b[H" + "".join(line + "\x1b[K\n" for line in text.splitlines()) + "\x1b[J"
+        # docker's frame: cursor home, each line (and the empty one after the last) ending in
+        # " ESC[K" to wipe what a longer previous frame left, then erase below.
+        frame = "\x1b[H" + "".join(f"{line} \x1b[K\n" for line in text.split("\n")) + "\x1b[J"
         ctx.stdout.write(frame.encode())
         ctx.stdout.flush()
         if names and all(w.done for w in watchers.values()):
