@@ -18,7 +18,7 @@ import pytest
 from test_cli_fakedaemon import FakeDaemon, fake_daemon, json_reply
 from test_cli_verbs import CID, berth
 
-from berth.cli.commands._container import go_duration_ns, nano_cpus, parse_mount, parse_ulimit
+from berth.cli.options import go_duration_ns, nano_cpus, parse_mount, parse_ulimit
 
 __all__ = ["fake_daemon"]
 

@@ -649,7 +649,7 @@ def test_restart_policy_left_to_the_daemon(fake_daemon: FakeDaemon) -> None:
     ("512m", 512 << 20), ("1.5GiB", 3 << 29), ("100", 100), ("10 MB", 10 << 20),
     ("1kb", 1024), ("2b", 2)])
 def test_ram_in_bytes(text: str, value: int) -> None:
-    from berth.cli.commands._container import ram_in_bytes
+    from berth.cli.options import ram_in_bytes
 
     assert ram_in_bytes(text) == value
 
@@ -657,7 +657,7 @@ def test_ram_in_bytes(text: str, value: int) -> None:
 @pytest.mark.parametrize(("text", "error"), [
     ("12q", "invalid suffix: 'q'"), ("x", "invalid size: 'x'"), ("1kbb", "invalid suffix")])
 def test_ram_in_bytes_errors(text: str, error: str) -> None:
-    from berth.cli.commands._container import ram_in_bytes
+    from berth.cli.options import ram_in_bytes
 
     with pytest.raises(ValueError, match=error):
         ram_in_bytes(text)

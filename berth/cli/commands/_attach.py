@@ -293,7 +293,3 @@ def stream(ctx: Context, hijacked: Hijacked, streams: Streams,
     if system_error:
         ctx.err(system_error)
 
-
-def stream_until_done(ctx: Context, hijacked: Hijacked, streams: Streams) -> None:
-    """:func:`stream` without detach handling (kept for callers that cannot detach)."""
-    stream(ctx, hijacked, streams)

@@ -10,6 +10,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.cli.context import Context, StatusError
+from berth.cli.options import (
+    OptionError,
+    bad_flag,
+    capabilities,
+    dns_server,
+    env_entry,
+    expand_ports,
+    extra_host,
+    health_config,
+    kv_map,
+    log_opts,
+    parse_device,
+    parse_mount,
+    parse_publish,
+    parse_resource_flags,
+    parse_ulimit,
+    read_env_files,
+    read_label_files,
+    restart_policy,
+    security_opts,
+    volume_spec,
+)
 from berth.cli.parser import Parser, append_list
 from berth.errors import BerthError
 from berth.http.client import APIError
@@ -172,34 +194,13 @@ class CreateSpec:
         return str(self.body["Image"])
 
 
-class OptionError(ValueError):
-    """A flag's value is wrong. ``flag`` errors are worded as pflag's (with the usage line),
-    the others as docker's option validation; both exit 125."""
-
-    def __init__(self, message: str, flag: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.flag = flag
-
-    def status(self, verb: str) -> StatusError:
-        if self.flag:
-            from berth.cli.parser import flag_error
-
-            return flag_error(self.message, f"berth {verb} {USAGE}", verb)
-        return _usage_error(self.message, verb)
-
-
-def _usage_error(message: str, verb: str) -> StatusError:
-    return StatusError(125, f"berth: {message}\n\nRun 'berth {verb} --help' for more information")
-
-
 def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
                environ: Mapping[str, str]) -> CreateSpec:
     """Turn the flags into the create request, validating as docker's CLI does."""
     try:
         return _build_spec(args, detach, environ)
     except OptionError as e:
-        raise e.status(verb) from None
+        raise e.status(verb, USAGE) from None
 
 
 def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, str]) -> CreateSpec:
@@ -222,21 +223,21 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
     if args.rm and args.restart not in ("", "no"):
         raise OptionError("conflicting options: cannot specify both --restart and --rm")
 
-    env = _read_env_files(args.env_file, environ) + [_env_entry(e, environ) for e in args.env]
-    labels = _kv_map(_read_label_files(args.label_file) + list(args.label))
+    env = read_env_files(args.env_file, environ) + [env_entry(e, environ) for e in args.env]
+    labels = kv_map(read_label_files(args.label_file) + list(args.label))
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for spec in args.publish:
-        for port, binding in _parse_publish(spec):
+        for port, binding in parse_publish(spec):
             exposed[port] = {}
             bindings.setdefault(port, []).append(binding)
     for spec in args.expose:
-        for port in _expand_ports(spec):
+        for port in expand_ports(spec):
             exposed[port] = {}
     binds: list[str] = []
     volumes: dict[str, dict[str, Any]] = {}
     for spec in args.volume:
-        binds_or_volume = _volume_spec(spec)
+        binds_or_volume = volume_spec(spec)
         if binds_or_volume is None:
             volumes[spec] = {}
         else:
@@ -254,18 +255,18 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         "Binds": binds or None,
         "NetworkMode": args.network or "default",
         "PortBindings": bindings or {},
-        "RestartPolicy": _restart_policy(args.restart),
+        "RestartPolicy": restart_policy(args.restart),
         "AutoRemove": bool(args.rm),
         "Privileged": bool(args.privileged),
         "PublishAllPorts": bool(args.publish_all),
         "ReadonlyRootfs": bool(args.read_only),
-        "CapAdd": _capabilities(args.cap_add),
-        "CapDrop": _capabilities(args.cap_drop),
-        "Dns": [_dns(d) for d in args.dns],
-        "ExtraHosts": [_extra_host(h) for h in args.add_host] or None,
+        "CapAdd": capabilities(args.cap_add),
+        "CapDrop": capabilities(args.cap_drop),
+        "Dns": [dns_server(d) for d in args.dns],
+        "ExtraHosts": [extra_host(h) for h in args.add_host] or None,
         "GroupAdd": args.group_add or None,
-        "SecurityOpt": _security_opts(args.security_opt) or None,
-        "LogConfig": {"Type": args.log_driver or "", "Config": _log_opts(args)},
+        "SecurityOpt": security_opts(args.security_opt) or None,
+        "LogConfig": {"Type": args.log_driver or "", "Config": log_opts(args)},
         "OomKillDisable": bool(args.oom_kill_disable),
     }
     if args.init:
@@ -298,14 +299,14 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
     if args.device:
         host_config["Devices"] = [parse_device(d) for d in args.device]
     if args.storage_opt:
-        host_config["StorageOpt"] = _kv_map(args.storage_opt)
+        host_config["StorageOpt"] = kv_map(args.storage_opt)
     if args.annotation:
-        host_config["Annotations"] = _kv_map(args.annotation)
+        host_config["Annotations"] = kv_map(args.annotation)
     if args.sysctl:
         for item in args.sysctl:
             if "=" not in item:
-                raise _bad_flag(item, "--sysctl", f"sysctl '{item}' is not allowed")
-        host_config["Sysctls"] = _kv_map(args.sysctl)
+                raise bad_flag(item, "--sysctl", f"sysctl '{item}' is not allowed")
+        host_config["Sysctls"] = kv_map(args.sysctl)
 
     body: dict[str, Any] = {
         "Hostname": args.hostname or "",
@@ -333,533 +334,10 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         body["StopSignal"] = args.stop_signal
     if args.stop_timeout is not None:
         body["StopTimeout"] = args.stop_timeout
-    health = _health_config(args)
+    health = health_config(args)
     if health is not None:
         body["Healthcheck"] = health
     return CreateSpec(body, name=args.name or None, platform=args.platform or None)
-
-
-# -- flag values, parsed and worded as docker's CLI does -----------------------------------------
-
-_RESOURCE_FLAGS = (
-    # (dest, flag as shown in errors, API field, kind)
-    ("memory", "-m, --memory", "Memory", "bytes"),
-    ("memory_reservation", "--memory-reservation", "MemoryReservation", "bytes"),
-    ("memory_swap", "--memory-swap", "MemorySwap", "swap"),
-    ("memory_swappiness", "--memory-swappiness", "MemorySwappiness", "int"),
-    ("cpus", "--cpus", "NanoCpus", "decimal"),
-    ("cpu_shares", "-c, --cpu-shares", "CpuShares", "int"),
-    ("cpu_quota", "--cpu-quota", "CpuQuota", "int"),
-    ("cpu_period", "--cpu-period", "CpuPeriod", "int"),
-    ("cpu_rt_period", "--cpu-rt-period", "CpuRealtimePeriod", "int"),
-    ("cpu_rt_runtime", "--cpu-rt-runtime", "CpuRealtimeRuntime", "int"),
-    ("pids_limit", "--pids-limit", "PidsLimit", "int"),
-    ("blkio_weight", "--blkio-weight", "BlkioWeight", "uint16"),
-    ("shm_size", "--shm-size", "ShmSize", "bytes"),
-    ("oom_score_adj", "--oom-score-adj", "OomScoreAdj", "int"),
-)
-
-
-def _bad_flag(value: str, flag: str, why: str) -> OptionError:
-    return OptionError(f'invalid argument "{value}" for "{flag}" flag: {why}', flag=True)
-
-
-def _go_int(value: str, flag: str, bits: int = 64, unsigned: bool = False) -> int:
-    """strconv.ParseInt/ParseUint with Go's error text."""
-    fn = "ParseUint" if unsigned else "ParseInt"
-    text = value.strip()
-    digits = text[1:] if text[:1] in "+-" and not unsigned else text
-    if not digits.isdigit():
-        raise _bad_flag(value, flag, f'strconv.{fn}: parsing "{value}": invalid syntax')
-    number = int(text)
-    lo, hi = (0, (1 << bits) - 1) if unsigned else (-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
-    if not lo <= number <= hi:
-        raise _bad_flag(value, flag, f'strconv.{fn}: parsing "{value}": value out of range')
-    return number
-
-
-def nano_cpus(value: str) -> int:
-    """``--cpus 1.5`` → 1500000000, exact (a rational number, as docker parses it)."""
-    from fractions import Fraction
-
-    try:
-        cpus = Fraction(value.strip())
-    except (ValueError, ZeroDivisionError):
-        raise _bad_flag(value, "--cpus", f"failed to parse {value} as a rational number") \
-            from None
-    nano = cpus * 1_000_000_000
-    if nano.denominator != 1:
-        raise _bad_flag(value, "--cpus", "value is too precise")
-    return int(nano)
-
-
-_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000,
-                   "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000}
-
-
-def go_duration_ns(text: str) -> int:
-    """Go's ``time.ParseDuration`` in nanoseconds; ValueError with Go's message."""
-    import re
-
-    quoted = f'"{text}"'
-    body = text
-    sign = 1
-    if body and body[0] in "+-":
-        sign, body = (-1 if body[0] == "-" else 1), body[1:]
-    if body == "0":
-        return 0
-    if not body:
-        raise ValueError(f"time: invalid duration {quoted}")
-    total = 0.0
-    pos = 0
-    part = re.compile(r"(\d*\.?\d*)([a-zµμ]*)")
-    while pos < len(body):
-        m = part.match(body, pos)
-        if not m or not m.group(1) or m.group(1) == ".":
-            raise ValueError(f"time: invalid duration {quoted}")
-        if not m.group(2):
-            raise ValueError(f"time: missing unit in duration {quoted}")
-        if m.group(2) not in _DURATION_UNITS:
-            raise ValueError(f'time: unknown unit "{m.group(2)}" in duration {quoted}')
-        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-        pos = m.end()
-    return sign * int(round(total))
-
-
-def parse_resource_flags(args: argparse.Namespace) -> dict[str, Any]:
-    """The resource flags given on the command line, as ``HostConfig``/``UpdateConfig``."""
-    out: dict[str, Any] = {}
-    for dest, flag, field_name, kind in _RESOURCE_FLAGS:
-        value = getattr(args, dest, None)
-        if value is None:
-            continue
-        if kind in ("bytes", "swap"):
-            if kind == "swap" and value.strip() == "-1":
-                out[field_name] = -1
-                continue
-            try:
-                out[field_name] = ram_in_bytes(value)
-            except ValueError as e:
-                raise _bad_flag(value, flag, str(e)) from None
-        elif kind == "decimal":
-            out[field_name] = nano_cpus(value)
-        elif kind == "uint16":
-            out[field_name] = _go_int(value, flag, 16, unsigned=True)
-        else:
-            out[field_name] = _go_int(value, flag)
-    swappiness = out.get("MemorySwappiness")
-    if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
-        raise OptionError(f"invalid value: {swappiness}. Valid memory swappiness range is "
-                          "0-100")
-    return out
-
-
-_ULIMITS = ("core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
-            "nproc", "rss", "rtprio", "rttime", "sigpending", "stack")
-
-
-def parse_ulimit(value: str) -> dict[str, Any]:
-    """``nofile=1024[:2048]`` → ``{"Name": "nofile", "Soft": 1024, "Hard": 2048}`` (go-units)."""
-    name, sep, limits = value.partition("=")
-    if not sep:
-        raise _bad_flag(value, "--ulimit", f"invalid ulimit argument: {value}")
-    if name not in _ULIMITS:
-        raise _bad_flag(value, "--ulimit", f"invalid ulimit type: {name}")
-    soft_text, colon, hard_text = limits.partition(":")
-    try:
-        soft = int(soft_text)
-        hard = int(hard_text) if colon else soft
-    except ValueError:
-        bad = soft_text if not soft_text.lstrip("-").isdigit() else hard_text
-        raise _bad_flag(value, "--ulimit",
-                        f'strconv.ParseInt: parsing "{bad}": invalid syntax') from None
-    if soft > hard:
-        raise _bad_flag(value, "--ulimit", f"ulimit soft limit must be less than or equal to "
-                                           f"hard limit: {soft} > {hard}")
-    return {"Name": name, "Soft": soft, "Hard": hard}
-
-
-def _parse_bool(text: str) -> bool | None:
-    lowered = text.lower()
-    if lowered in ("1", "t", "true"):
-        return True
-    if lowered in ("0", "f", "false"):
-        return False
-    return None
-
-
-def parse_mount(value: str) -> dict[str, Any]:
-    """``--mount type=bind,source=/a,target=/b,readonly`` → a ``Mounts`` entry."""
-    import csv
-
-    mount: dict[str, Any] = {"Type": "volume"}
-    bind: dict[str, Any] = {}
-    volume: dict[str, Any] = {}
-    tmpfs: dict[str, Any] = {}
-
-    def bad(why: str) -> OptionError:
-        return _bad_flag(value, "--mount", why)
-
-    fields = next(csv.reader([value]), [])
-    for item in fields:
-        key, sep, val = item.partition("=")
-        key = key.strip().lower()
-        if not sep and key not in ("readonly", "ro", "volume-nocopy", "bind-nonrecursive"):
-            raise bad(f"invalid field '{item}' must be a key=value pair")
-        if key == "type":
-            mount["Type"] = val
-        elif key in ("source", "src"):
-            mount["Source"] = val
-        elif key in ("target", "dst", "destination"):
-            mount["Target"] = val
-        elif key in ("readonly", "ro"):
-            flag = True if not sep else _parse_bool(val)
-            if flag is None:
-                raise bad(f"invalid value for {key}: {val}")
-            mount["ReadOnly"] = flag
-        elif key == "consistency":
-            mount["Consistency"] = val
-        elif key == "bind-propagation":
-            bind["Propagation"] = val
-        elif key == "bind-nonrecursive":
-            bind["NonRecursive"] = True if not sep else bool(_parse_bool(val))
-        elif key == "volume-nocopy":
-            volume["NoCopy"] = True if not sep else bool(_parse_bool(val))
-        elif key == "volume-label":
-            k, _, v = val.partition("=")
-            volume.setdefault("Labels", {})[k] = v
-        elif key == "volume-driver":
-            volume.setdefault("DriverConfig", {})["Name"] = val
-        elif key == "volume-opt":
-            k, _, v = val.partition("=")
-            volume.setdefault("DriverConfig", {}).setdefault("Options", {})[k] = v
-        elif key == "volume-subpath":
-            volume["Subpath"] = val
-        elif key == "tmpfs-size":
-            try:
-                tmpfs["SizeBytes"] = ram_in_bytes(val)
-            except ValueError as e:
-                raise bad(f"invalid value for {key}: {val}: {e}") from None
-        elif key == "tmpfs-mode":
-            try:
-                tmpfs["Mode"] = int(val, 8)
-            except ValueError:
-                raise bad(f"invalid value for {key}: {val}") from None
-        else:
-            raise bad(f"unexpected key '{key}' in '{item}'")
-    kind = mount["Type"]
-    if not mount.get("Target"):
-        raise bad("target is required")
-    if bind and kind != "bind":
-        raise bad(f"cannot mix 'bind-*' options with mount type '{kind}'")
-    if volume and kind != "volume":
-        raise bad(f"cannot mix 'volume-*' options with mount type '{kind}'")
-    if tmpfs and kind != "tmpfs":
-        raise bad(f"cannot mix 'tmpfs-*' options with mount type '{kind}'")
-    if bind:
-        mount["BindOptions"] = bind
-    if volume:
-        volume.setdefault("DriverConfig", {})
-        mount["VolumeOptions"] = volume
-    if tmpfs:
-        mount["TmpfsOptions"] = tmpfs
-    return mount
-
-
-def _health_config(args: argparse.Namespace) -> dict[str, Any] | None:
-    """``--health-*`` / ``--no-healthcheck`` → ``Healthcheck`` (durations in nanoseconds)."""
-    durations: dict[str, int] = {}
-    for dest, flag, field_name in (
-            ("health_interval", "--health-interval", "Interval"),
-            ("health_timeout", "--health-timeout", "Timeout"),
-            ("health_start_period", "--health-start-period", "StartPeriod"),
-            ("health_start_interval", "--health-start-interval", "StartInterval")):
-        value = getattr(args, dest, None)
-        if value is None:
-            continue
-        try:
-            durations[field_name] = go_duration_ns(value)
-        except ValueError as e:
-            raise _bad_flag(value, flag, str(e)) from None
-    retries = _go_int(args.health_retries, "--health-retries", 32) \
-        if args.health_retries is not None else 0
-    have = bool(args.health_cmd) or any(durations.values()) or retries != 0
-    if args.no_healthcheck:
-        if have:
-            raise OptionError("--no-healthcheck conflicts with --health-* options")
-        return {"Test": ["NONE"]}
-    if not have:
-        return None
-    for field_name, flag in (("Interval", "interval"), ("Timeout", "timeout"),
-                             ("StartPeriod", "start-period"),
-                             ("StartInterval", "start-interval")):
-        if durations.get(field_name, 0) < 0:
-            raise OptionError(f"--health-{flag} cannot be negative")
-    if retries < 0:
-        raise OptionError("--health-retries cannot be negative")
-    config: dict[str, Any] = {}
-    if args.health_cmd:
-        config["Test"] = ["CMD-SHELL", args.health_cmd]
-    config.update({k: v for k, v in durations.items() if v})
-    if retries:
-        config["Retries"] = retries
-    return config
-
-
-def _security_opts(values: list[str]) -> list[str]:
-    """docker's ``parseSecurityOpts``: a seccomp profile file is sent as its (compact) JSON."""
-    import json
-
-    out = []
-    for opt in values:
-        key, sep, val = opt.partition("=")
-        if not sep and key != "no-new-privileges":
-            key, sep, val = opt.partition(":")
-        if (not sep or not val) and key != "no-new-privileges":
-            raise OptionError(f"Invalid --security-opt: {json.dumps(opt)}")
-        if key == "seccomp" and val not in ("builtin", "unconfined"):
-            try:
-                with open(val, encoding="utf-8") as f:
-                    profile = json.load(f)
-            except OSError as e:
-                raise OptionError(f"opening seccomp profile ({val}) failed: open {val}: "
-                                  f"{(e.strerror or str(e)).lower()}") from None
-            except ValueError as e:
-                raise OptionError(f"compacting json for seccomp profile ({val}) failed: "
-                                  f"{e}") from None
-            opt = "seccomp=" + json.dumps(profile, separators=(",", ":"))
-        out.append(opt)
-    return out
-
-
-def _kv_map(values: list[str]) -> dict[str, str]:
-    """``k=v`` items to a map; a bare ``k`` maps to "" (docker's ``ConvertKVStringsToMap``)."""
-    out: dict[str, str] = {}
-    for item in values:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
-
-
-def _read_label_files(paths: list[str]) -> list[str]:
-    out: list[str] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except OSError as e:
-            raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-        for line in lines:
-            text = line.lstrip()
-            if text and not text.startswith("#") and "=" in text:
-                out.append(text)  # a bare name has no value to pass: dropped, as docker does
-    return out
-
-
-def _check_ip(value: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def _extra_host(value: str) -> str:
-    """``host:ip`` or ``host=ip`` (``host-gateway`` allowed), as docker validates it."""
-    name, sep, address = value.partition("=")
-    if not sep:
-        name, sep, address = value.partition(":")
-    if not sep or not name or not (address == "host-gateway" or _check_ip(address)):
-        raise _bad_flag(value, "--add-host", f'bad format for add-host: "{value}"')
-    return f"{name}:{address}"
-
-
-def _volume_spec(spec: str) -> str | None:
-    """``-v``: a bind or named volume (``src:dst[:opts]``) → its ``Binds`` entry; an anonymous
-    volume (``/dst``) → None. A ``./relative`` host path is made absolute, as docker does."""
-    parts = spec.split(":")
-    if len(parts) == 1:
-        return None
-    host = parts[0]
-    if host == "." or host.startswith("./") or host.startswith(".."):
-        host = os.path.abspath(host)
-    return ":".join([host, *parts[1:]])
-
-
-def _capabilities(names: list[str]) -> list[str] | None:
-    """docker's ``CapabilitiesNormalize``: upper case, ``CAP_`` prefixed (``ALL`` as is)."""
-    out: list[str] = []
-    for name in names:
-        cap = name.strip().upper()
-        if cap != "ALL" and not cap.startswith("CAP_"):
-            cap = "CAP_" + cap
-        if cap not in out:
-            out.append(cap)
-    return out or None
-
-
-def parse_device(value: str) -> dict[str, str]:
-    """``--device /dev/x[:/dev/y][:rwm]`` → a ``Devices`` entry (docker's ``parseLinuxDevice``)."""
-    parts = value.split(":", 3)
-    if len(parts) > 3:
-        raise _bad_flag(value, "--device", f"invalid device specification: {value}")
-    permissions, dst = "rwm", ""
-    if len(parts) == 3:
-        permissions = parts[2]
-    if len(parts) >= 2:
-        mode = parts[1]
-        if mode and set(mode) <= set("rwm") and len(set(mode)) == len(mode):
-            permissions = mode
-        else:
-            dst = mode
-    return {"PathOnHost": parts[0], "PathInContainer": dst or parts[0],
-            "CgroupPermissions": permissions}
-
-
-def _dns(value: str) -> str:
-    if not _check_ip(value):
-        raise _bad_flag(value, "--dns", f"IP address is not correctly formatted: {value}")
-    return value
-
-
-def _log_opts(args: argparse.Namespace) -> dict[str, str]:
-    if args.log_driver == "none" and args.log_opt:
-        raise OptionError("invalid logging opts for driver none")
-    return _kv_map(args.log_opt)
-
-
-def _env_entry(item: str, environ: Mapping[str, str]) -> str:
-    """``K=V`` as given; a bare ``K`` takes the CLI's own value when it has one (docker's rule)."""
-    key, sep, _ = item.partition("=")
-    if not key:
-        raise OptionError(f"invalid argument \"{item}\" for \"-e, --env\" flag: "
-                          f"invalid environment variable: {item}", flag=True)
-    if sep:
-        return item
-    value = environ.get(key)
-    return f"{key}={value}" if value is not None else item
-
-
-def _read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
-    out: list[str] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except OSError as e:
-            raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-        for line in lines:
-            text = line.lstrip()
-            if not text or text.startswith("#"):
-                continue
-            if "=" in text:
-                key, _, value = text.partition("=")
-                if not key.strip():
-                    raise OptionError(f"invalid environment variable: {text}")
-                out.append(f"{key.lstrip()}={value}")
-            else:
-                name = text.strip()
-                if name in environ:  # a bare name not set here is dropped, as docker does
-                    out.append(f"{name}={environ[name]}")
-    return out
-
-
-def _restart_policy(text: str) -> dict[str, Any]:
-    """``name[:count]``; the name is the daemon's to judge, as with docker's CLI."""
-    name, colon, count = (text or "no").partition(":")
-    if colon and not name:
-        raise OptionError("invalid restart policy format: no policy provided before colon")
-    policy: dict[str, Any] = {"Name": name, "MaximumRetryCount": 0}
-    if count:
-        try:
-            policy["MaximumRetryCount"] = int(count)
-        except ValueError:
-            raise OptionError("invalid restart policy format: maximum retry count must be an "
-                              "integer") from None
-    return policy
-
-
-def _port_range(text: str) -> list[int]:
-    lo, sep, hi = text.partition("-")
-    if not lo.isdigit() or (sep and not hi.isdigit()):
-        raise ValueError(text)
-    start, end = int(lo), int(hi) if sep else int(lo)
-    if end < start or end > 65535:
-        raise ValueError(text)
-    return list(range(start, end + 1))
-
-
-def _expand_ports(spec: str) -> list[str]:
-    port, _, proto = spec.partition("/")
-    try:
-        return [f"{p}/{proto or 'tcp'}" for p in _port_range(port)]
-    except ValueError:
-        raise OptionError(f"invalid range format for --expose: {spec}") from None
-
-
-def _parse_publish(spec: str) -> list[tuple[str, dict[str, str]]]:
-    """``[ip:][hostPort:]containerPort[/proto]``, ranges allowed, as ``-p`` takes them."""
-    rest, _, proto = spec.partition("/")
-    proto = proto or "tcp"
-    ip = ""
-    if rest.startswith("["):  # [ipv6]:host:container
-        end = rest.find("]")
-        ip, rest = rest[1:end], rest[end + 2:]
-    parts = rest.rsplit(":", 2) if not ip else rest.split(":")
-    if len(parts) == 3:
-        ip, host, container = parts
-    elif len(parts) == 2:
-        host, container = parts
-    else:
-        host, container = "", parts[0]
-    try:
-        cports = _port_range(container)
-        hports = _port_range(host) if host else []
-    except ValueError:
-        raise OptionError(f"invalid containerPort: {container}") from None
-    if hports and len(hports) != len(cports) and len(cports) != 1:
-        raise OptionError(f"invalid ranges specified for container and host Ports: "
-                          f"{container} and {host}")
-    out = []
-    for i, cport in enumerate(cports):
-        if not hports:
-            hport = ""
-        elif len(cports) == 1 and len(hports) > 1:
-            hport = host  # a host range for one container port: the daemon picks
-        else:
-            hport = str(hports[i])
-        out.append((f"{cport}/{proto}", {"HostIp": ip, "HostPort": hport}))
-    return out
-
-
-_BINARY = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
-
-
-def ram_in_bytes(text: str) -> int:
-    """go-units ``RAMInBytes``: ``512m``, ``1.5GiB``, ``100`` (bytes); binary multiples.
-
-    Raises ValueError with go-units' wording (``invalid size: '…'``, ``invalid suffix: '…'``).
-    """
-    sep = max(text.rfind(c) for c in "0123456789. ")
-    if sep < 0:
-        raise ValueError(f"invalid size: '{text}'")
-    number, suffix = (text[:sep + 1], text[sep + 1:]) if text[sep] != " " else \
-        (text[:sep], text[sep + 1:])
-    try:
-        size = float(number)
-    except ValueError:
-        raise ValueError(f"invalid size: '{text}'") from None
-    if size < 0:
-        raise ValueError(f"invalid size: '{text}'")
-    sfx = suffix.lower()
-    if not sfx or sfx == "b":
-        return int(size)
-    if len(sfx) > 3 or sfx[0] not in _BINARY or (len(sfx) == 2 and sfx[1] != "b") or \
-            (len(sfx) == 3 and sfx[1:] != "ib"):
-        raise ValueError(f"invalid suffix: '{sfx}'")
-    return int(size * _BINARY[sfx[0]])
 
 
 # -- the create flow --------------------------------------------------------------------------

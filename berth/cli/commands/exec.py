@@ -10,8 +10,8 @@ import contextlib
 from typing import Any
 
 from berth.cli.commands import _attach
-from berth.cli.commands._container import OptionError, _env_entry, _read_env_files
 from berth.cli.context import Context, StatusError
+from berth.cli.options import OptionError, env_entry, read_env_files
 from berth.cli.parser import Parser, append_list
 from berth.http.client import DaemonUnavailable
 
@@ -40,10 +40,10 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     client = ctx.client
     tty, interactive, detach = bool(args.tty), bool(args.interactive), bool(args.detach)
     try:
-        env = _read_env_files(args.env_file, ctx.environ) + [_env_entry(e, ctx.environ)
+        env = read_env_files(args.env_file, ctx.environ) + [env_entry(e, ctx.environ)
                                                               for e in args.env]
     except OptionError as e:
-        raise e.status(ctx.verb) from None
+        raise e.status(ctx.verb, USAGE) from None
     client.get_json(f"/containers/{args.container}/json")  # a clear "No such container"
     if interactive and tty and not detach and not ctx.is_tty(ctx.stdin):
         raise StatusError(1, "the input device is not a TTY")

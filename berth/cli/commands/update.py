@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from berth.cli.commands import _container
+from berth.cli import options
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, flag_error
 from berth.errors import BerthError
@@ -58,7 +58,7 @@ def build_update(args: argparse.Namespace) -> dict[str, Any]:
     given = {dest for dest, _ in _FIELDS if getattr(args, dest) is not None}
     if not given:
         raise StatusError(1, "you must provide one or more flags when using this command")
-    values = _container.parse_resource_flags(args)
+    values = options.parse_resource_flags(args)
     body: dict[str, Any] = {
         "BlkioWeight": values.get("BlkioWeight", 0),
         "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
@@ -74,14 +74,14 @@ def build_update(args: argparse.Namespace) -> dict[str, Any]:
     if values.get("PidsLimit"):
         body["PidsLimit"] = values["PidsLimit"]
     if args.restart:
-        body["RestartPolicy"] = _container._restart_policy(args.restart)
+        body["RestartPolicy"] = options.restart_policy(args.restart)
     return body
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
     try:
         body = build_update(args)
-    except _container.OptionError as e:
+    except options.OptionError as e:
         if e.flag:
             raise flag_error(e.message, f"berth {ctx.verb} {USAGE}", ctx.verb) from None
         raise StatusError(1, e.message) from None
