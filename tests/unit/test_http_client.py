@@ -313,3 +313,36 @@ def test_path_is_escaped(fake_daemon: FakeDaemon) -> None:
     assert client.get_json("/images/localhost:5000/a b@sha256:00/json") == {
         "p": "/images/localhost:5000/a%20b@sha256:00/json"}
     assert client.get_json("/images/what?#/json") == {"p": "/images/what%3F%23/json"}
+
+
+def test_response_as_a_file(fake_daemon: FakeDaemon) -> None:
+    import tarfile
+    from io import BytesIO
+
+    buf = BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("f")
+        info.size = 5
+        tar.addfile(info, BytesIO(b"hello"))
+    data = buf.getvalue()
+    fake_daemon.route("GET", "/containers/x/archive",
+                      lambda req: Reply(200, iter([data[:100], data[100:700], data[700:]])))
+    with Client(fake_daemon.host).request("GET", "/containers/x/archive") as r:
+        f = r.fileobj()
+        assert f.read(3) == data[:3]
+        assert f.read() == data[3:]
+        assert f.read() == b""
+    with Client(fake_daemon.host).request("GET", "/containers/x/archive") as r, \
+            tarfile.open(fileobj=r.fileobj(), mode="r|") as tar:
+        member = tar.next()
+        assert member is not None and member.name == "f"
+        extracted = tar.extractfile(member)
+        assert extracted is not None and extracted.read() == b"hello"
+
+
+def test_head_request_has_no_body(fake_daemon: FakeDaemon) -> None:
+    fake_daemon.route("HEAD", "/containers/x/archive", Reply(200, b"", {
+        "X-Docker-Container-Path-Stat": "e30="}))
+    with Client(fake_daemon.host).request("HEAD", "/containers/x/archive") as r:
+        assert r.headers["x-docker-container-path-stat"] == "e30="
+        assert r.read() == b""
