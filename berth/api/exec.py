@@ -4,9 +4,12 @@ container, attached through a hijacked connection like ``attach``."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
+from berth import errors
 from berth.api.containers import MULTIPLEXED, RAW, splice
+from berth.http.frames import encode_frame
 from berth.http.server import Hijack, Request, Response, Router, json_response
 
 __all__ = ["register"]
@@ -24,16 +27,30 @@ def register(router: Router, services: Any) -> None:
         body = await request.json() or {}
         exec_id = request.params["id"]
         detach = bool(body.get("Detach"))
-        info = containers.exec_inspect(exec_id)
+        info = containers.exec_check(exec_id)
         tty = bool(body.get("Tty", info["ProcessConfig"]["tty"]))
         if detach:
             await containers.exec_start(exec_id, detach=True)
             return Response(status=200)
-        streams = await containers.exec_start(exec_id, detach=False)
-        assert streams is not None
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            # Docker opens the stream first: a process that cannot start is reported on it
+            # (stderr) and through the exec's exit code, which the client inspects next.
+            try:
+                streams = await containers.exec_start(exec_id, detach=False)
+            except errors.BerthError as exc:
+                code = exc.exit_code if isinstance(exc, errors.RuntimeFailure) else 126
+                containers.exec_failed(exec_id, code)
+                text = (f"OCI runtime exec failed: exec failed: {exc.message}: unknown\r\n"
+                        .encode())
+                writer.write(text if tty else encode_frame(2, text))
+                await writer.drain()
+                return
+            assert streams is not None
             await splice(reader, writer, streams[0], streams[1], info["OpenStdin"])
+            # The client inspects the exit code as soon as the stream ends: have it first.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(containers.wait_exec(exec_id), 10)
 
         return Hijack(run, content_type=RAW if tty else MULTIPLEXED)
 
@@ -43,11 +60,7 @@ def register(router: Router, services: Any) -> None:
         return Response(status=201)
 
     async def inspect(request: Request) -> Response:
-        info = containers.exec_inspect(request.params["id"])
-        if info["Running"] is False and info["ExitCode"] is None and info["Pid"]:
-            await containers.wait_exec(request.params["id"])
-            info = containers.exec_inspect(request.params["id"])
-        return json_response(info)
+        return json_response(containers.exec_inspect(request.params["id"]))
 
     router.add("POST", "/containers/{id}/exec", create)
     router.add("POST", "/exec/{id}/start", start)

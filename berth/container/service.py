@@ -848,25 +848,27 @@ class ContainerService:
     # -- exec -----------------------------------------------------------------------------------
 
     def _exec_process(self, record: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+        """The OCI process of an exec; what it leaves out (capabilities, rlimits, seccomp,
+        no_new_privs) the runtime takes from the container's own process, as Docker does."""
         config = record["Config"]
         env = specs.merge_env(config.get("Env") or [], body.get("Env") or [])
         user = body.get("User") or config.get("User") or "0"
-        uid_s, _, gid_s = user.partition(":")
         process: dict[str, Any] = {
             "args": list(body["Cmd"]), "env": env,
             "cwd": body.get("WorkingDir") or config.get("WorkingDir") or "/",
             "terminal": bool(body.get("Tty")),
-            "user": {"uid": int(uid_s) if uid_s.isdigit() else 0,
-                     "gid": int(gid_s) if gid_s.isdigit() else 0},
-            "capabilities": None,
-            "noNewPrivileges": False,
-            "annotations": {"io.berth.user": user},
+            # Names (and uid:gid) are resolved inside the container, against its files.
+            "user": {"uid": 0, "gid": 0, "username": user},
         }
+        if body.get("Tty") and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
         if body.get("ConsoleSize"):
             height, width = body["ConsoleSize"]
             process["consoleSize"] = {"height": height, "width": width}
         if body.get("Privileged"):
-            process["privileged"] = True
+            caps = specs.capabilities({"Privileged": True})
+            process["capabilities"] = {"bounding": caps, "effective": caps,
+                                       "permitted": caps}
         return process
 
     async def exec_create(self, ref: str, body: Any) -> dict[str, Any]:
@@ -907,9 +909,8 @@ class ContainerService:
             raise errors.NotFound(f"No such exec instance: {exec_id}")
         return {k: v for k, v in entry.items() if not k.startswith("_")}
 
-    async def exec_start(self, exec_id: str, detach: bool, tty: bool | None = None
-                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        """Start an exec; unless detached, the shim's stream for the caller to splice."""
+    def exec_check(self, exec_id: str) -> dict[str, Any]:
+        """What makes a start fail before any stream is opened (Docker's 404/409s)."""
         entry = self._execs.get(exec_id)
         if entry is None:
             raise errors.NotFound(f"No such exec instance: {exec_id}")
@@ -919,6 +920,24 @@ class ContainerService:
         record = self._record(cid)
         if not record["State"]["Running"]:
             raise errors.Conflict(f"Container {cid} is not running")
+        if record["State"].get("Paused"):
+            raise errors.Conflict(f"Container {cid} is paused, unpause the container before "
+                                  "exec")
+        return self.exec_inspect(exec_id)
+
+    def exec_failed(self, exec_id: str, exit_code: int) -> None:
+        """A start that failed once the stream was open: the code the client will inspect."""
+        entry = self._execs.get(exec_id)
+        if entry is not None:
+            entry.update({"Running": False, "ExitCode": exit_code})
+
+    async def exec_start(self, exec_id: str, detach: bool, tty: bool | None = None
+                         ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        """Start an exec; unless detached, the shim's stream for the caller to splice."""
+        self.exec_check(exec_id)
+        entry = self._execs[exec_id]
+        cid = entry["ContainerID"]
+        record = self._record(cid)
         body = entry["_body"]
         process = self._exec_process(record, body)
         shim = ShimClient(self._state_dir(cid))
@@ -1415,9 +1434,19 @@ def _resolv_conf() -> str:
 def _status_text(state: dict[str, Any]) -> str:
     now = time.time()
     status = state["Status"]
-    if status == "running":
+    if status in ("running", "paused"):
         text = f"Up {human_duration(now - _parse_time(state['StartedAt']))}"
-        return text + " (Paused)" if state.get("Paused") else text
+        if state.get("Paused"):
+            return text + " (Paused)"
+        health = (state.get("Health") or {}).get("Status")
+        if health == "starting":
+            return text + " (health: starting)"
+        if health in ("healthy", "unhealthy"):
+            return f"{text} ({health})"
+        return text
+    if status == "restarting":
+        finished = _parse_time(state["FinishedAt"])
+        return f"Restarting ({state['ExitCode']}) {human_duration(now - finished)} ago"
     if status == "exited":
         finished = _parse_time(state["FinishedAt"])
         if not finished:
