@@ -35,7 +35,10 @@ def _modules_after(*args: str) -> set[str]:
 
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["-v"], ["ps", "--help"],
-                                  ["run", "--help"], ["ps"], ["images"]])
+                                  ["run", "--help"], ["ps"], ["images"], ["cp", "--help"],
+                                  ["stats", "--no-stream"], ["exec", "x", "true"],
+                                  ["volume", "ls"], ["system", "prune", "-f"],
+                                  ["attach", "x"], ["events", "--help"]])
 def test_no_daemon_side_imports(args: list[str]) -> None:
     loaded = _modules_after(*args)
     bad = sorted(m for m in loaded if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
