@@ -29,7 +29,7 @@ NAMESPACES: dict[str, int] = {
     "user": linux.CLONE_NEWUSER,
     "time": linux.CLONE_NEWTIME,
 }
-_UNSUPPORTED_NAMESPACES = {"user", "time"}
+_UNSUPPORTED_NAMESPACES = {"time"}
 
 # Mount option -> (clear instead of set, flag).
 _FLAG_OPTIONS: dict[str, tuple[bool, int]] = {
@@ -137,7 +137,9 @@ class InitConfig:
                  oom_score_adj: int | None = None, annotations: dict[str, str] | None = None,
                  cgroups_path: str | None = None, resources: dict[str, Any] | None = None,
                  seccomp: bytes | None = None,
-                 hooks: dict[str, list[dict[str, Any]]] | None = None) -> None:
+                 hooks: dict[str, list[dict[str, Any]]] | None = None,
+                 uid_mappings: list[tuple[int, int, int]] | None = None,
+                 gid_mappings: list[tuple[int, int, int]] | None = None) -> None:
         self.id = id
         self.bundle = bundle
         self.rootfs = rootfs
@@ -171,6 +173,9 @@ class InitConfig:
         self.cgroup_procs: list[str] = []  # filled in by the creator
         self.seccomp = seccomp  # the compiled BPF program
         self.hooks = hooks or {}
+        # (container id, host id, size), written by the creator for a new user namespace.
+        self.uid_mappings = uid_mappings or []
+        self.gid_mappings = gid_mappings or []
 
     def has_namespace(self, kind: str) -> bool:
         return any(ns.kind == kind for ns in self.namespaces)
@@ -250,6 +255,20 @@ def _device(entry: dict[str, Any]) -> Device:
                   uid=int(entry.get("uid", 0)), gid=int(entry.get("gid", 0)))
 
 
+def _id_mappings(entries: Any, where: str) -> list[tuple[int, int, int]]:
+    out = []
+    for i, m in enumerate(entries or ()):
+        try:
+            c, h, n = int(m["containerID"]), int(m["hostID"]), int(m["size"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgument(f"{where}[{i}]: containerID, hostID and size are required"
+                                  ) from None
+        if c < 0 or h < 0 or n <= 0:
+            raise InvalidArgument(f"{where}[{i}]: ids must be >= 0 and size > 0")
+        out.append((c, h, n))
+    return out
+
+
 def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfig:
     """Validate ``spec`` (an OCI config.json) and return the init plan.
 
@@ -299,6 +318,14 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
     for i, m in enumerate(mounts):
         if not m.destination.startswith("/"):
             raise InvalidArgument(f"mounts[{i}]: destination {m.destination!r} is not absolute")
+
+    uid_mappings = _id_mappings(lx.get("uidMappings"), "linux.uidMappings")
+    gid_mappings = _id_mappings(lx.get("gidMappings"), "linux.gidMappings")
+    new_userns = any(ns.kind == "user" and ns.path is None for ns in namespaces)
+    if new_userns and not (uid_mappings and gid_mappings):
+        raise InvalidArgument("linux.uidMappings/gidMappings: a new user namespace needs both")
+    if (uid_mappings or gid_mappings) and not new_userns:
+        raise InvalidArgument("linux.uidMappings: mappings need a new user namespace")
 
     propagation = lx.get("rootfsPropagation") or "rprivate"
     if propagation not in PROPAGATION:
@@ -371,4 +398,6 @@ def from_spec(spec: dict[str, Any], bundle: str, container_id: str) -> InitConfi
         resources=resources,
         seccomp=_seccomp.compile_section(lx.get("seccomp")),
         hooks=_hooks.parse(spec),
+        uid_mappings=uid_mappings,
+        gid_mappings=gid_mappings,
     )

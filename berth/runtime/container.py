@@ -134,6 +134,9 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             if init_pid == 0:
                 parent_sock.close()
                 _init.cloned_main(cfg, rmounts, child_sock, fifo_fd, stdio)
+            if cfg.creates_namespace("user"):
+                _map_user_namespace(cfg, init_pid, cg)
+                sync.send(parent_sock, sync.MSG_CONTINUE)
         else:
             c1 = os.fork()
             if c1 == 0:
@@ -224,6 +227,24 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             parent_sock.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
+
+
+def _map_user_namespace(cfg: _config.InitConfig, pid: int,
+                        cg: _cgroups.Cgroup | None) -> None:
+    """Write the id maps of init's new user namespace, and move it into its cgroups (from
+    there it may not write the host's cgroup files itself)."""
+    for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
+        text = "".join(f"{c} {h} {n}\n" for c, h, n in maps)
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise RuntimeFailure(f"writing {name} ({text.strip()!r}): {e.strerror}") from None
+    if cg is not None:
+        try:
+            cg.join(pid)
+        except OSError as e:
+            raise RuntimeFailure(f"cgroups: {e}") from None
 
 
 def console_socket_sender(path: str) -> Callable[[int], None]:

@@ -142,6 +142,8 @@ def single_stage(cfg: InitConfig) -> bool:
     """Whether one ``clone`` can make the container's init (see the module docstring)."""
     if any(ns.kind == "pid" and ns.path for ns in cfg.namespaces):
         return False
+    if cfg.creates_namespace("user"):
+        return True  # the creator maps ids for the clone; stage 1 is not supported then
     try:
         return len(os.listdir("/proc/self/task")) == 1
     except OSError:
@@ -164,8 +166,11 @@ def clone_flags(cfg: InitConfig) -> int:
 
 
 def join_cgroups(cfg: InitConfig) -> None:
-    """Enter the container's cgroups (the creator made them), then its cgroup namespace."""
-    for path in cfg.cgroup_procs:
+    """Enter the container's cgroups (the creator made them), then its cgroup namespace.
+
+    In a new user namespace we may not write the host's cgroup files: the creator moved us.
+    """
+    for path in [] if cfg.creates_namespace("user") else cfg.cgroup_procs:
         try:
             with open(path, "w") as f:
                 f.write("0")
@@ -195,6 +200,14 @@ def cloned_main(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket
     step = "setting up the init process"
     try:
         _reset_process_state()
+        if cfg.creates_namespace("user"):
+            step = "waiting for the user namespace's id maps"
+            msg = sync.recv(sock)
+            if msg is None or msg.get("type") != sync.MSG_CONTINUE:
+                raise RuntimeFailure("the creator went away before mapping ids")
+            # Become the user namespace's root: our host ids mean nothing in it.
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
         step = "taking stdio"
         _take_stdio(stdio)
         step = "joining cgroups"

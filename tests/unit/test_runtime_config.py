@@ -86,9 +86,19 @@ def test_invalid_specs_name_the_field(tmp_path: Path, mutate, message: str) -> N
         _cfg(tmp_path, spec)
 
 
-def test_user_namespaces_are_not_supported_yet(tmp_path: Path) -> None:
+def test_user_namespaces_need_mappings(tmp_path: Path) -> None:
     spec = default_spec(["true"])
     spec["linux"]["namespaces"].append({"type": "user"})
+    with pytest.raises(InvalidArgument, match="Mappings"):
+        _cfg(tmp_path, spec)
+    spec["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    spec["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 1000, "size": 10}]
+    assert _cfg(tmp_path, spec).uid_mappings == [(0, 1000, 10)]
+
+
+def test_time_namespaces_are_not_supported_yet(tmp_path: Path) -> None:
+    spec = default_spec(["true"])
+    spec["linux"]["namespaces"].append({"type": "time"})
     with pytest.raises(NotImplementedYet):
         _cfg(tmp_path, spec)
 
