@@ -198,37 +198,110 @@ def test_run_flags_reach_the_container(berthd: Berthd) -> None:
     assert info["Config"]["Healthcheck"]["Interval"] == 5_000_000_000
 
 
-def test_run_it_through_a_pty_with_detach(berthd: Berthd) -> None:
-    master, slave = pty.openpty()
-    proc = subprocess.Popen([BERTH, "run", "-it", "--name", "tty", "busybox", "sh"],
-                            env=berthd.env(), stdin=slave, stdout=slave, stderr=slave,
-                            close_fds=True, start_new_session=True)
-    os.close(slave)
-    seen = b""
+class _Pty:
+    """``berth`` on a pseudo-terminal of its own."""
 
-    def read_until(marker: bytes, timeout: float = 20) -> None:
-        nonlocal seen
+    def __init__(self, daemon: Berthd, *args: str, rows: int = 24, cols: int = 80) -> None:
+        import fcntl
+        import struct
+        import termios
+
+        self.master, slave = pty.openpty()
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen([BERTH, *args], env=daemon.env(), stdin=slave,
+                                     stdout=slave, stderr=slave, close_fds=True,
+                                     start_new_session=True)
+        os.close(slave)
+        self.seen = b""
+
+    def read_until(self, marker: bytes, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
-        while marker not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.2)
+        while marker not in self.seen and time.monotonic() < deadline:
+            ready, _, _ = select.select([self.master], [], [], 0.2)
             if ready:
                 try:
-                    seen += os.read(master, 4096)
+                    self.seen += os.read(self.master, 4096)
                 except OSError:
                     break
-        assert marker in seen, seen
+        assert marker in self.seen, self.seen
 
+    def write(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def wait(self, timeout: float = 20) -> int:
+        return self.proc.wait(timeout=timeout)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self.master)
+
+
+def test_run_it_through_a_pty_with_detach(berthd: Berthd) -> None:
+    term = _Pty(berthd, "run", "-it", "--name", "tty", "busybox", "sh", rows=31, cols=97)
     try:
-        read_until(b"# ")
-        os.write(master, b"echo tt-$((6*7))\r")
-        read_until(b"tt-42")
-        os.write(master, b"\x10")
-        os.write(master, b"\x11")
-        assert proc.wait(timeout=20) == 0
+        term.read_until(b"# ")
+        term.write(b"echo tt-$((6*7)); stty size\r")
+        term.read_until(b"tt-42")
+        term.read_until(b"31 97")
+        term.write(b"\x10")
+        term.write(b"\x11")
+        assert term.wait() == 0
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(master)
+        term.close()
     assert json.loads(ok(berthd, "inspect", "tty"))[0]["State"]["Running"] is True
+    # attach again: the container's terminal output reaches us; detach with keys of our own
+    term = _Pty(berthd, "attach", "--detach-keys", "ctrl-x", "tty")
+    try:
+        deadline = time.monotonic() + 10
+        while b"again-6" not in term.seen and time.monotonic() < deadline:
+            ok(berthd, "exec", "tty", "sh", "-c", "echo again-$((2*3)) > /proc/1/fd/1")
+            try:
+                term.read_until(b"again-6", timeout=0.5)
+            except AssertionError:
+                continue
+        assert b"again-6" in term.seen
+        term.write(b"\x18")
+        term.read_until(b"read escape sequence")
+        assert term.wait() == 1
+    finally:
+        term.close()
     ok(berthd, "rm", "-f", "tty")
+
+
+def test_exec_it_and_start_ai_through_a_pty(berthd: Berthd) -> None:
+    _sleeper(berthd, "--name", "box")
+    term = _Pty(berthd, "exec", "-it", "box", "sh", rows=20, cols=70)
+    try:
+        term.read_until(b"# ")
+        term.write(b"stty size; tty; exit 3\r")
+        term.read_until(b"20 70")
+        assert term.wait() == 3
+    finally:
+        term.close()
+    assert b"/dev/pts/" in term.seen
+    ok(berthd, "create", "-it", "--name", "later", "busybox", "sh")
+    term = _Pty(berthd, "start", "-ai", "later")
+    try:
+        term.read_until(b"# ")
+        term.write(b"exit 5\r")
+        assert term.wait() == 5
+    finally:
+        term.close()
+
+
+def test_stats_live_view_draws_frames(berthd: Berthd) -> None:
+    _sleeper(berthd, "--name", "box")
+    proc = subprocess.Popen([BERTH, "stats", "box"], env=berthd.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        time.sleep(2.5)
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+    frames = [f for f in out.split(b"\x1b[H") if f]
+    assert len(frames) >= 2
+    assert frames[-1].startswith(b"CONTAINER ID   NAME ")
+    assert b" box " in frames[-1] and frames[-1].rstrip(b"\n").endswith(b"\x1b[J") or \
+        b" box " in frames[-2]
