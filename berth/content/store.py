@@ -209,6 +209,10 @@ class Writer:
                 self.size += len(chunk)
         self._f: BinaryIO | None = os.fdopen(fd, "ab" if ref is not None else "wb")
 
+    def digest(self) -> Digest:
+        """The digest of what was written so far (what ``commit`` would publish)."""
+        return Digest.from_hex(self._h.copy().hexdigest())
+
     @property
     def offset(self) -> int:
         """Bytes already in the ingest: where a resumed download starts."""

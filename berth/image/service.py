@@ -152,6 +152,8 @@ class ImageService:
         self._tmp = os.path.join(data_root, "tmp")
         os.makedirs(self._tmp, exist_ok=True)
         self._lock = threading.RLock()
+        self._ops: list[_Created] = []     # operations in flight (see ``_operation``)
+        self._ops_lock = threading.Lock()
         self._container_running = container_running
         self.gc()
 
@@ -220,17 +222,13 @@ class ImageService:
             bundle = Bundle(tmpdir)
             bundle.extract(stream)
             plans = read_bundle(bundle)
-            with self._lock:
-                created = _Created()
-                try:
-                    messages: list[dict[str, Any]] = []
-                    for plan in plans:
-                        for msg in self._unpack_plan(plan, created, quiet):
-                            messages.append(msg)
+            with self._operation() as op:
+                messages: list[dict[str, Any]] = []
+                for plan in plans:
+                    for msg in self._unpack_plan(plan, op, quiet):
+                        messages.append(msg)
+                with self._lock:
                     renamed = self._commit_plans(plans)
-                except BaseException:
-                    self._undo(created)
-                    raise
             yield from messages
             for plan in plans:
                 if plan.tags:
@@ -251,6 +249,9 @@ class ImageService:
         chains = chain_ids([layer.diff_id for layer in plan.layers])
         parent: str | None = None
         for layer, chain in zip(plan.layers, chains, strict=True):
+            created.touch(chain)  # before looking: GC now keeps it whatever we find
+            if layer.blob_digest is not None:
+                created.touch(layer.blob_digest)
             if not self._have_layer(chain):
                 size = os.path.getsize(layer.path)
                 self._ingest_layer_blob(layer, created)
@@ -265,6 +266,7 @@ class ImageService:
         from berth.oci import sha256_digest
 
         digest = sha256_digest(data)
+        created.touch(digest)
         if not self.content.exists(digest):
             self.content.put(data, digest)
             created.blobs.append(digest)
@@ -282,10 +284,23 @@ class ImageService:
         if existed:
             return
         with open(layer.path, "rb") as f:
-            info = self.content.ingest(f, layer.blob_digest, layer.size)
+            info = self._ingest(f, created, layer.blob_digest, layer.size)
         layer.blob_digest = info.digest
         layer.size = info.size
         created.blobs.append(info.digest)
+
+    def _ingest(self, stream: BinaryIO, created: _Created, expected: str | None = None,
+                size: int | None = None) -> Any:
+        """Ingest ``stream``, protected from GC from before it becomes visible."""
+        writer = self.content.writer()
+        try:
+            while chunk := stream.read(1 << 20):
+                writer.write(chunk)
+            created.touch(str(writer.digest()))
+        except BaseException:
+            writer.abort()
+            raise
+        return writer.commit(expected, size)
 
     def _have_layer(self, chain: str) -> bool:
         row = self.db.read().execute("SELECT 1 FROM layers WHERE chain_id=?",
@@ -317,6 +332,9 @@ class ImageService:
                             _free_bytes(upper))
             _syncfs(upper)
             self.snapshots.commit(chain, key)
+        except AlreadyExists:
+            self.snapshots.remove(key)  # a concurrent load committed the same layer first
+            return
         except BaseException:
             with contextlib.suppress(NotFound):
                 self.snapshots.remove(key)
@@ -368,11 +386,44 @@ class ImageService:
         db.execute("INSERT OR REPLACE INTO tags VALUES (?,?,?)", (str(ref), image_id, now))
         db.execute("UPDATE images SET last_tag_time=? WHERE id=?", (now, image_id))
 
+    @contextlib.contextmanager
+    def _operation(self) -> Iterator[_Created]:
+        """A load, import or commit in flight: what it touches is kept from GC, and what it
+        created is taken back if it fails. The slow part (ingest, unpack) runs without the
+        service lock; only its one transaction takes it, so GC never sees half an image."""
+        op = _Created(self._ops_lock)
+        with self._ops_lock:
+            self._ops.append(op)
+        try:
+            yield op
+        except BaseException:
+            with self._lock:
+                self._undo(op)
+            raise
+        finally:
+            with self._ops_lock:
+                self._ops.remove(op)
+
+    def _protected(self, but: _Created | None = None) -> set[str]:
+        """Blobs and snapshots that operations in flight (other than ``but``) rely on."""
+        with self._ops_lock:
+            return {x for op in self._ops if op is not but for x in op.touched}
+
     def _undo(self, created: _Created) -> None:
+        """Remove what ``created`` added, unless another operation or a row relies on it."""
+        keep = self._protected(but=created)
+        db = self.db.read()
+        known = {r[0] for r in db.execute("SELECT chain_id FROM layers")}
+        live = {r[0] for r in db.execute("SELECT id FROM images")}
+        live |= {r[0] for r in db.execute("SELECT digest FROM layer_blobs")}
         for chain in reversed(created.snapshots):
+            if chain in keep or chain in known:
+                continue
             with contextlib.suppress(NotFound, Exception):
                 self.snapshots.remove(chain)
         for digest in created.blobs:
+            if digest in keep or digest in live:
+                continue
             with contextlib.suppress(NotFound):
                 self.content.delete(digest)
 
@@ -388,52 +439,48 @@ class ImageService:
                 raise InvalidArgument("cannot import digest reference")
             ref = ref.with_default_tag()
         cfg = apply_changes({}, changes or [])
-        with self._lock:
-            created = _Created()
+        with self._operation() as created:
+            info = self._ingest(stream, created)
+            created.blobs.append(info.digest)
+            with self.content.open(info.digest) as f:
+                _, kind = open_decompressed(f)
+            key = f"{EXTRACT_PREFIX}{new_id()[:16]}-import"
+            self.snapshots.prepare(key)
             try:
-                info = self.content.ingest(stream)
-                created.blobs.append(info.digest)
-                with self.content.open(info.digest) as f:
-                    _, kind = open_decompressed(f)
-                key = f"{EXTRACT_PREFIX}{new_id()[:16]}-import"
-                self.snapshots.prepare(key)
+                upper = self.snapshots.upperdir(key)
+                result = apply_in_worker(self.content.path(info.digest), upper, None,
+                                         _free_bytes(upper))
+                _syncfs(upper)
+                chain = result["diff_id"]
+                created.touch(chain)
                 try:
-                    upper = self.snapshots.upperdir(key)
-                    result = apply_in_worker(self.content.path(info.digest), upper, None,
-                                             _free_bytes(upper))
-                    _syncfs(upper)
-                    chain = result["diff_id"]
-                    try:
-                        self.snapshots.commit(chain, key)
-                        created.snapshots.append(chain)
-                    except AlreadyExists:
-                        self.snapshots.remove(key)  # the same layer is there already
-                except BaseException:
-                    with contextlib.suppress(NotFound):
-                        self.snapshots.remove(key)
-                    raise
-                now = rfc3339_nano()
-                comment = message or "Imported from -"
-                config = {
-                    "architecture": "amd64",
-                    "comment": comment,
-                    "config": container_config(cfg),
-                    "created": now,
-                    "history": [{"created": now, "comment": comment}],
-                    "os": "linux",
-                    "rootfs": {"type": "layers", "diff_ids": [chain]},
-                }
-                config_bytes = go_json(config)
-                self._put_blob(config_bytes, created)
-                layer = LayerPlan(path="", diff_id=Digest(chain),
-                                  blob_digest=info.digest, media_type=_media_type_for(kind),
-                                  size=info.size)
-                plan = ImagePlan(config_bytes, config, [layer], [ref] if ref else [])
-                with self.db.transaction() as db:
-                    self._write_image(db, plan, now)
+                    self.snapshots.commit(chain, key)
+                    created.snapshots.append(chain)
+                except AlreadyExists:
+                    self.snapshots.remove(key)  # the same layer is there already
             except BaseException:
-                self._undo(created)
+                with contextlib.suppress(NotFound):
+                    self.snapshots.remove(key)
                 raise
+            now = rfc3339_nano()
+            comment = message or "Imported from -"
+            config = {
+                "architecture": "amd64",
+                "comment": comment,
+                "config": container_config(cfg),
+                "created": now,
+                "history": [{"created": now, "comment": comment}],
+                "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": [chain]},
+            }
+            config_bytes = go_json(config)
+            self._put_blob(config_bytes, created)
+            layer = LayerPlan(path="", diff_id=Digest(chain),
+                              blob_digest=info.digest, media_type=_media_type_for(kind),
+                              size=info.size)
+            plan = ImagePlan(config_bytes, config, [layer], [ref] if ref else [])
+            with self._lock, self.db.transaction() as db:
+                self._write_image(db, plan, now)
         return plan.image_id
 
     # -- listing and inspecting ------------------------------------------------
@@ -957,74 +1004,71 @@ class ImageService:
         parent = self._record(image_id)
         dirs, skip = self._container_layers(container_key)
         upper = dirs[0]
-        with self._lock:
-            created = _Created()
+        with self._operation() as created:
+            if parent.chain_id:
+                created.touch(parent.chain_id)
+            writer = self.content.writer()
             try:
-                writer = self.content.writer()
-                try:
-                    write_tar(upper, writer, whiteouts=WhiteoutMode.OVERLAY,  # type: ignore[arg-type]
-                              ignore=skip)
-                    existed = False
-                    info = writer.commit()
-                except BaseException:
-                    writer.abort()
-                    raise
-                diff_id = str(info.digest)
-                if diff_id == EMPTY_LAYER:
-                    with contextlib.suppress(NotFound):
-                        if not self._blob_referenced(diff_id):
-                            self.content.delete(diff_id)
-                    diff_ids = list(parent.diff_ids)
-                else:
-                    existed = self._blob_referenced(diff_id)
-                    if not existed:
-                        created.blobs.append(diff_id)
-                    diff_ids = [*parent.diff_ids, diff_id]
-                    chain = chain_ids(diff_ids)[-1]
-                    if not self._have_layer(chain):
-                        self._snapshot_copy(upper, skip, chain, parent.chain_id, created)
-                now = rfc3339_nano()
-                cmd = (run_config or {}).get("Cmd") or []
-                history = {"created": now, "created_by": " ".join(cmd)}
-                if author:
-                    history["author"] = author
-                if comment:
-                    history["comment"] = comment
-                if diff_id == EMPTY_LAYER:
-                    history["empty_layer"] = True
-                pc = parent.config
-                image: dict[str, Any] = {
-                    "architecture": pc.get("architecture") or "amd64",
-                    "config": container_config(config),
-                    "container": container_id,
-                    "container_config": container_config(run_config or {}),
-                    "created": now,
-                    "docker_version": DOCKER_VERSION,
-                    "history": [*(pc.get("history") or []), history],
-                    "os": pc.get("os") or "linux",
-                    "rootfs": {"type": "layers", "diff_ids": diff_ids},
-                }
-                if author:
-                    image["author"] = author
-                if comment:
-                    image["comment"] = comment
-                if pc.get("variant"):
-                    image["variant"] = pc["variant"]
-                config_bytes = go_json(dict(sorted(image.items())))
-                self._put_blob(config_bytes, created)
-                layers = [LayerPlan(path="", diff_id=Digest(d)) for d in parent.diff_ids]
-                if diff_id != EMPTY_LAYER:
-                    layers.append(LayerPlan(path="", diff_id=Digest(diff_id),
-                                            blob_digest=Digest(diff_id),
-                                            media_type=mediatype.DOCKER_LAYER, size=info.size))
-                plan = ImagePlan(config_bytes, image, layers, [ref] if ref else [])
-                with self.db.transaction() as db:
-                    self._write_image(db, plan, now)
-                    db.execute("UPDATE images SET parent=? WHERE id=?",
-                               (parent.id, plan.image_id))
+                write_tar(upper, writer, whiteouts=WhiteoutMode.OVERLAY,  # type: ignore[arg-type]
+                          ignore=skip)
+                created.touch(str(writer.digest()))
             except BaseException:
-                self._undo(created)
+                writer.abort()
                 raise
+            info = writer.commit()
+            diff_id = str(info.digest)
+            if diff_id == EMPTY_LAYER:
+                with contextlib.suppress(NotFound):
+                    if not self._blob_referenced(diff_id) and \
+                            diff_id not in self._protected(but=created):
+                        self.content.delete(diff_id)
+                diff_ids = list(parent.diff_ids)
+            else:
+                created.blobs.append(diff_id)  # _undo keeps it if a row references it
+                diff_ids = [*parent.diff_ids, diff_id]
+                chain = chain_ids(diff_ids)[-1]
+                created.touch(chain)
+                if not self._have_layer(chain):
+                    self._snapshot_copy(upper, skip, chain, parent.chain_id, created)
+            now = rfc3339_nano()
+            cmd = (run_config or {}).get("Cmd") or []
+            history = {"created": now, "created_by": " ".join(cmd)}
+            if author:
+                history["author"] = author
+            if comment:
+                history["comment"] = comment
+            if diff_id == EMPTY_LAYER:
+                history["empty_layer"] = True
+            pc = parent.config
+            image: dict[str, Any] = {
+                "architecture": pc.get("architecture") or "amd64",
+                "config": container_config(config),
+                "container": container_id,
+                "container_config": container_config(run_config or {}),
+                "created": now,
+                "docker_version": DOCKER_VERSION,
+                "history": [*(pc.get("history") or []), history],
+                "os": pc.get("os") or "linux",
+                "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            }
+            if author:
+                image["author"] = author
+            if comment:
+                image["comment"] = comment
+            if pc.get("variant"):
+                image["variant"] = pc["variant"]
+            config_bytes = go_json(dict(sorted(image.items())))
+            self._put_blob(config_bytes, created)
+            layers = [LayerPlan(path="", diff_id=Digest(d)) for d in parent.diff_ids]
+            if diff_id != EMPTY_LAYER:
+                layers.append(LayerPlan(path="", diff_id=Digest(diff_id),
+                                        blob_digest=Digest(diff_id),
+                                        media_type=mediatype.DOCKER_LAYER, size=info.size))
+            plan = ImagePlan(config_bytes, image, layers, [ref] if ref else [])
+            with self._lock, self.db.transaction() as db:
+                self._write_image(db, plan, now)
+                db.execute("UPDATE images SET parent=? WHERE id=?",
+                           (parent.id, plan.image_id))
         return plan.image_id
 
     def _blob_referenced(self, digest: str) -> bool:
@@ -1052,6 +1096,9 @@ class ImageService:
                         os.unlink(path)
             _syncfs(dest)
             self.snapshots.commit(chain, key)
+        except AlreadyExists:
+            self.snapshots.remove(key)  # a concurrent commit of the same changes won
+            return
         except subprocess.CalledProcessError as e:
             with contextlib.suppress(NotFound):
                 self.snapshots.remove(key)
@@ -1069,6 +1116,7 @@ class ImageService:
         snapshots belong to containers, except our own interrupted extractions)."""
         known = {r[0] for r in self.db.read().execute("SELECT snapshot_key FROM layers")}
         infos = list(self.snapshots.walk())
+        known |= self._protected()  # read after the walk: whatever it listed is covered
         children: dict[str, int] = {}
         for info in infos:
             if info.parent:
@@ -1099,10 +1147,19 @@ class ImageService:
             db.execute("DELETE FROM layer_blobs WHERE diff_id NOT IN"
                        " (SELECT diff_id FROM layers)")
             live |= {r[0] for r in db.execute("SELECT digest FROM layer_blobs")}
-        for info in list(self.content.walk()):
+        blobs = list(self.content.walk())
+        live |= self._protected()
+        for info in blobs:
             if info.digest not in live:
                 with contextlib.suppress(NotFound):
                     self.content.delete(info.digest)
+
+    def collect(self) -> None:
+        """Mark and sweep: delete snapshots and blobs that no row references and no operation
+        in flight relies on. Safe at any time (loads and commits may run meanwhile)."""
+        with self._lock:
+            self._gc_layers()
+            self._gc_content()
 
     def gc(self) -> None:
         """Delete what a crash or a failed operation left: temp dirs, partial ingests,
@@ -1121,16 +1178,19 @@ class ImageService:
             self._gc_content()
 
 
-@dataclass
 class _Created:
-    """What one operation added, so a failure can take it back."""
+    """One operation in flight: what it added (so a failure can take it back) and every
+    blob and snapshot it relies on, added or found (so GC leaves them alone meanwhile)."""
 
-    blobs: list[str]
-    snapshots: list[str]
+    def __init__(self, lock: threading.Lock | None = None) -> None:
+        self.lock = lock or threading.Lock()   # the service's, which ``_protected`` takes
+        self.blobs: list[str] = []
+        self.snapshots: list[str] = []
+        self.touched: set[str] = set()
 
-    def __init__(self) -> None:
-        self.blobs = []
-        self.snapshots = []
+    def touch(self, item: str) -> None:
+        with self.lock:
+            self.touched.add(item)
 
 
 def _free_bytes(path: str) -> int:
