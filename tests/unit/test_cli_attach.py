@@ -256,7 +256,7 @@ def test_run_it_custom_detach_keys(fake_daemon: FakeDaemon) -> None:
 
 
 def test_attach_to_running_tty_container_and_detach(fake_daemon: FakeDaemon) -> None:
-    TtyContainer(fake_daemon, running=True)
+    c = TtyContainer(fake_daemon, running=True)
     term = Terminal(fake_daemon, "attach", "web", rows=10, cols=20)
     try:
         term.read_until(b"# ")
@@ -271,6 +271,7 @@ def test_attach_to_running_tty_container_and_detach(fake_daemon: FakeDaemon) -> 
     assert calls[:4] == ["POST /containers/web/wait", "GET /containers/web/json",
                          "POST /containers/web/attach", "GET /containers/web/json"]
     assert "POST /containers/web/resize" in calls
+    assert c.resizes[:2] == [("11", "21"), ("10", "20")]  # a nudge, so the prompt redraws
 
 
 def test_start_ai_tty_exit_code(fake_daemon: FakeDaemon) -> None:

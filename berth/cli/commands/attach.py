@@ -9,6 +9,7 @@ from typing import Any
 from berth.cli.commands import _attach
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+from berth.errors import BerthError
 from berth.http.client import Client
 
 USAGE = "[OPTIONS] CONTAINER"
@@ -56,7 +57,12 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         stack.enter_context(_attach.signal_proxy(client, name, args.sig_proxy and not tty))
         hijacked = stack.enter_context(_attach.attach(client, name, streams, args.detach_keys))
         _running(client, name)  # it may have stopped meanwhile: do not hang
-        if tty:
+        if tty and (size := _attach.terminal_size(ctx)) is not None:
+            # One row and column more, then the real size: the shell gets a SIGWINCH and
+            # redraws its prompt, which it would not for a second attach at the same size.
+            with contextlib.suppress(BerthError):
+                client.request("POST", f"/containers/{name}/resize",
+                               params={"h": size[0] + 1, "w": size[1] + 1}).close()
             stack.enter_context(_attach.monitor_tty_size(
                 client, ctx, f"/containers/{name}/resize"))
         try:
