@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.daemon_fixture import Berthd
+from tests.daemon_fixture import Berthd, running_berthd
 
 pytestmark = pytest.mark.root
 
@@ -49,7 +49,13 @@ def test_commit_runs_with_the_change(berthd: Berthd) -> None:
     run_ok(berthd, "commit", "c1", "mine:2")
     again = json.loads(run_ok(berthd, "image", "inspect", "mine:2"))[0]
     assert again["RootFS"]["Layers"] == info["RootFS"]["Layers"]
-    # An image a container was committed from is its parent: removing it needs the child gone.
+    # Saved and loaded elsewhere, the committed image keeps its ID and its change.
+    saved = Path(berthd.root) / "mine.tar"
+    run_ok(berthd, "save", "-o", str(saved), "mine:1")
+    with running_berthd(seed=False) as fresh:
+        run_ok(fresh, "load", "-i", str(saved))
+        assert json.loads(run_ok(fresh, "image", "inspect", "mine:1"))[0]["Id"] == image_id
+        assert run_ok(fresh, "run", "--rm", "mine:1") == "hi\n"
     r = subprocess.run([DOCKER, "rmi", "mine:1"], env=berthd.env(), capture_output=True)
     assert r.returncode == 0, r.stderr
 
