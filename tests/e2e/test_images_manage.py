@@ -119,3 +119,20 @@ def test_history_and_system_df(stocked: Berthd) -> None:
     assert df["LayersSize"] >= busybox["Size"]
     out = run_ok(stocked, "system", "df")
     assert out.splitlines()[1].split()[:3] == ["Images", "4", "1"]
+
+
+def test_rmi_with_a_running_container(berthd: Berthd) -> None:
+    image_id = json.loads(run_ok(berthd, "image", "inspect", "busybox"))[0]["Id"]
+    run_ok(berthd, "run", "-d", "--name", "rr", "busybox", "sleep", "60")
+    for args in (["rmi", image_id[7:19]], ["rmi", "-f", image_id[7:19]]):
+        r = docker(berthd, *args)
+        assert r.returncode == 1
+        assert r.stderr.strip() == (
+            f"Error response from daemon: conflict: unable to delete {image_id[7:19]} (cannot "
+            f"be forced) - image is being used by running container "
+            f"{run_ok(berthd, 'inspect', '-f', '{{.Id}}', 'rr')[:12]}")
+    assert run_ok(berthd, "rmi", "-f", "busybox") == "Untagged: busybox:latest\n"
+    assert names(berthd, "-a") == ["<none>:<none>"]
+    run_ok(berthd, "rm", "-f", "rr")
+    out = run_ok(berthd, "rmi", image_id[7:19]).splitlines()
+    assert out[0] == f"Deleted: {image_id}"
