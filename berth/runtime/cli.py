@@ -171,11 +171,11 @@ def cmd_exec(args: argparse.Namespace) -> int:
     if args.process:
         process = rexec.load_process(args.process)
     else:
-        if not args.command:
+        if not args.exec_args:
             raise InvalidArgument("exec: a command or --process is required")
         from berth.runtime.spec import DEFAULT_PATH_ENV
 
-        process = {"args": list(args.command), "terminal": args.tty,
+        process = {"args": list(args.exec_args), "terminal": args.tty,
                    "env": list(args.env or ()) or [DEFAULT_PATH_ENV], "cwd": args.cwd}
         if args.user:
             uid, _, gid = args.user.partition(":")
@@ -431,7 +431,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sp.add_argument("-c", "--cap", action="append")
     sp.add_argument("--no-new-privs", action="store_true")
     sp.add_argument("id")
-    sp.add_argument("command", nargs=argparse.REMAINDER)
+    sp.add_argument("exec_args", nargs=argparse.REMAINDER, metavar="command")
     sp.set_defaults(func=cmd_exec)
     sp = sub.add_parser("ps", help="list a container's processes")
     sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
@@ -471,7 +471,7 @@ def main(argv: list[str] | None = None) -> None:
         code = args.func(args)
     except RuntimeFailure as e:
         print(f"berth-runtime: {e}", file=sys.stderr)
-        code = e.exit_code if args.command == "run" else 1
+        code = e.exit_code if args.command in ("run", "exec") else 1
     except BerthError as e:
         print(f"berth-runtime: {e}", file=sys.stderr)
         code = 1
