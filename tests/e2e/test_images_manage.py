@@ -119,6 +119,11 @@ def test_history_and_system_df(stocked: Berthd) -> None:
     assert df["LayersSize"] >= busybox["Size"]
     out = run_ok(stocked, "system", "df")
     assert out.splitlines()[1].split()[:3] == ["Images", "4", "1"]
+    run_ok(stocked, "volume", "create", "v1")
+    run_ok(stocked, "run", "--rm", "-v", "v1:/v", "busybox", "sh", "-c",
+           "head -c 100000 /dev/zero > /v/f")
+    volumes = stocked.json("GET", "/v1.44/system/df")["Volumes"]
+    assert volumes[0]["Name"] == "v1" and volumes[0]["UsageData"]["Size"] >= 100_000
 
 
 def test_rmi_with_a_running_container(berthd: Berthd) -> None:
