@@ -357,3 +357,57 @@ def test_archive_paths_outside_are_refused(bad: str, sandbox: tuple[Path, Path])
     finally:
         svc.snapshots.close()
         db.close()
+
+
+def _oci(index: dict[str, Any], blobs: dict[str, bytes]) -> bytes:
+    entries = [{"name": "oci-layout", "data": b'{"imageLayoutVersion":"1.0.0"}'},
+               {"name": "index.json", "data": json.dumps(index).encode()}]
+    entries += [{"name": f"blobs/sha256/{hashlib.sha256(b).hexdigest()}", "data": b}
+                for b in blobs.values()]
+    return make_tar(entries)
+
+
+def _self_nesting_index() -> bytes:
+    # Index blobs that point at each other: a cycle the loader must not follow forever.
+    inner = {"schemaVersion": 2, "manifests": []}
+    blobs = {}
+    for _ in range(6):
+        data = json.dumps(inner).encode()
+        blobs[hashlib.sha256(data).hexdigest()] = data
+        inner = {"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data),
+            "platform": {"os": "linux", "architecture": "amd64"}}]}
+    return _oci(inner, blobs)
+
+
+ARCHIVE_CASES: dict[str, Callable[[], bytes]] = {
+    "manifest-is-a-symlink-out": lambda: make_tar([
+        {"name": "manifest.json", "type": "symlink", "target": "/etc/hostname"}]),
+    "manifest-dotdot": lambda: make_tar([
+        {"name": "../manifest.json", "data": b"[]"}]),
+    "config-too-large": lambda: make_tar([
+        {"name": "manifest.json", "data": json.dumps(
+            [{"Config": "c.json", "Layers": []}]).encode()},
+        {"name": "c.json", "data": b" " * (9 << 20)}]),
+    "indexes-nested-too-deep": _self_nesting_index,
+    "oci-blob-wrong-digest": lambda: _oci({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "digest": "sha256:" + "a" * 64, "size": 2}]}, {"x": b"{}"}),
+    "empty-archive": lambda: b"\0" * 1024,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ARCHIVE_CASES))
+def test_bad_image_archives_are_refused(name: str, sandbox: tuple[Path, Path]) -> None:
+    _, tmp = sandbox
+    db = MetadataStore(str(tmp / "berth.db"))
+    svc = ImageService(str(tmp / "root"), db)
+    try:
+        before = store_state(svc)
+        with pytest.raises(InvalidArgument):
+            list(svc.load(io.BytesIO(ARCHIVE_CASES[name]())))
+        assert store_state(svc) == before
+    finally:
+        svc.snapshots.close()
+        db.close()
