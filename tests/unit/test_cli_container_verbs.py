@@ -430,7 +430,8 @@ def test_export_and_save_to_stdout_and_file(fake_daemon: FakeDaemon, tmp_path: P
     assert fake_daemon.last("GET", "/images/get").query == {"names": ["busybox", "alpine:1"]}
     assert berth(fake_daemon, "image", "save", "busybox").out == "image tar"
     assert [p.name for p in tmp_path.iterdir()] != []
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".berth-")]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".berth")]
+    assert (tmp_path / "img.tar").stat().st_mode & 0o777 == 0o600  # as docker leaves it
 
 
 def test_save_failure_leaves_no_file(fake_daemon: FakeDaemon, tmp_path: Path) -> None:
@@ -615,3 +616,28 @@ def test_ps_and_images_format(fake_daemon: FakeDaemon, monkeypatch: pytest.Monke
     assert "\\u003cnone\\u003e" in r.out  # Go's JSON escaping
     r = berth(fake_daemon, "images", "--format", "table {{.Repository}}\t{{.Digest}}")
     assert r.out == "REPOSITORY   DIGEST\nbusybox      sha256:" + "d" * 64 + "\n"
+
+
+def test_history_format_and_platform(fake_daemon: FakeDaemon,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    fake_daemon.route("GET", "/images/busybox/history", json_reply([
+        {"Id": "sha256:" + "b" * 64, "Created": 1700000000,
+         "CreatedBy": '/bin/sh -c #(nop)  CMD ["sh"]\tx', "Size": 0, "Comment": ""},
+        {"Id": "<missing>", "Created": 1699990000, "CreatedBy": "ADD file:abc in / ",
+         "Size": 4261550, "Comment": "imported"}]))
+    r = berth(fake_daemon, "history", "--format", "{{.ID}} {{.CreatedAt}} {{.Size}}", "busybox")
+    assert r.out == ("bbbbbbbbbbbb 2023-11-14T22:13:20Z 0B\n"
+                     "<missing> 2023-11-14T19:26:40Z 4.26MB\n")
+    r = berth(fake_daemon, "history", "-H=false", "--format", "{{.Size}} {{.CreatedSince}}",
+              "busybox")
+    assert r.out == "0 2023-11-14T22:13:20Z\n4261550 2023-11-14T19:26:40Z\n"
+    r = berth(fake_daemon, "image", "history", "--format", "json", "busybox")
+    assert r.out.splitlines()[1] == (
+        '{"Comment":"imported","CreatedAt":"2023-11-14T19:26:40Z","CreatedBy":"ADD file:abc in '
+        '/ ","CreatedSince":"3 years ago","ID":"\\u003cmissing\\u003e","Size":"4.26MB"}')
+    for verb in ("history", "save"):
+        r = berth(fake_daemon, verb, "--platform", "linux/amd64", "busybox")
+        assert (r.code, r.err) == (1, '"--platform" requires API version 1.48, but the berth '
+                                      "daemon API version is 1.44\n")

@@ -7,6 +7,7 @@ import os
 import tempfile
 from typing import Any
 
+from berth import API_VERSION
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 
@@ -35,25 +36,22 @@ def write_stream(ctx: Context, output: str | None, method: str, path: str,
             ctx.stdout.flush()
             return
         directory = os.path.dirname(os.path.abspath(output))
-        fd, tmp = tempfile.mkstemp(prefix=".berth-", dir=directory)
+        # A temporary file renamed into place (mode 0600, as docker's CopyToFile leaves it).
+        fd, tmp = tempfile.mkstemp(prefix=".berth_temp_", dir=directory)
         try:
             with os.fdopen(fd, "wb") as f:
                 for chunk in response.iter_chunks():
                     f.write(chunk)
-            os.chmod(tmp, 0o644 & ~_umask())
             os.replace(tmp, output)
         except BaseException:
             os.unlink(tmp)
             raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def run(ctx: Context, args: argparse.Namespace) -> int:
-    params: dict[str, Any] = {"names": list(args.args), "platform": args.platform or None}
+    if args.platform:  # as docker 28 answers an API 1.44 daemon
+        raise StatusError(1, '"--platform" requires API version 1.48, but the berth daemon '
+                             f"API version is {API_VERSION}")
+    params: dict[str, Any] = {"names": list(args.args)}
     write_stream(ctx, args.output, "GET", "/images/get", params)
     return 0
