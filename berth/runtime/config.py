@@ -171,6 +171,7 @@ class InitConfig:
         self.cgroups_path = cgroups_path
         self.resources = resources or {}
         self.cgroup_procs: list[str] = []  # filled in by the creator
+        self.creator_joins_cgroups = False  # the creator moves init (see container.create)
         self.seccomp = seccomp  # the compiled BPF program
         self.hooks = hooks or {}
         # (container id, host id, size), written by the creator for a new user namespace.

@@ -130,13 +130,24 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
         fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
         parent_sock, child_sock = sync.socketpair()
         if _init.single_stage(cfg):
+            # Moving a task between cgroups can wait for an RCU grace period (milliseconds):
+            # we do it while init builds its rootfs. Init only ever execs after our "ready"
+            # has been answered by ``start``, so it is in place before the command runs. A
+            # new cgroup namespace must be unshared after the move: init moves itself then.
+            cfg.creator_joins_cgroups = cg is not None and (
+                cfg.creates_namespace("user") or not cfg.creates_namespace("cgroup"))
             init_pid = linux.clone(_init.clone_flags(cfg))
             if init_pid == 0:
                 parent_sock.close()
                 _init.cloned_main(cfg, rmounts, child_sock, fifo_fd, stdio)
             if cfg.creates_namespace("user"):
-                _map_user_namespace(cfg, init_pid, cg)
+                _map_user_namespace(cfg, init_pid)
                 sync.send(parent_sock, sync.MSG_CONTINUE)
+            if cfg.creator_joins_cgroups and cg is not None:
+                try:
+                    cg.join(init_pid)
+                except OSError as e:
+                    raise RuntimeFailure(f"cgroups: {e}") from None
         else:
             c1 = os.fork()
             if c1 == 0:
@@ -229,10 +240,9 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             os.close(fifo_fd)
 
 
-def _map_user_namespace(cfg: _config.InitConfig, pid: int,
-                        cg: _cgroups.Cgroup | None) -> None:
-    """Write the id maps of init's new user namespace, and move it into its cgroups (from
-    there it may not write the host's cgroup files itself)."""
+def _map_user_namespace(cfg: _config.InitConfig, pid: int) -> None:
+    """Write the id maps of init's new user namespace (from there it may not write the
+    host's cgroup files either: the creator moves it into its cgroups)."""
     for name, maps in (("uid_map", cfg.uid_mappings), ("gid_map", cfg.gid_mappings)):
         text = "".join(f"{c} {h} {n}\n" for c, h, n in maps)
         try:
@@ -240,11 +250,6 @@ def _map_user_namespace(cfg: _config.InitConfig, pid: int,
                 f.write(text)
         except OSError as e:
             raise RuntimeFailure(f"writing {name} ({text.strip()!r}): {e.strerror}") from None
-    if cg is not None:
-        try:
-            cg.join(pid)
-        except OSError as e:
-            raise RuntimeFailure(f"cgroups: {e}") from None
 
 
 def console_socket_sender(path: str) -> Callable[[int], None]:

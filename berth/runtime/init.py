@@ -168,9 +168,9 @@ def clone_flags(cfg: InitConfig) -> int:
 def join_cgroups(cfg: InitConfig) -> None:
     """Enter the container's cgroups (the creator made them), then its cgroup namespace.
 
-    In a new user namespace we may not write the host's cgroup files: the creator moved us.
+    Usually the creator moves us instead, while we build the rootfs (``create``).
     """
-    for path in [] if cfg.creates_namespace("user") else cfg.cgroup_procs:
+    for path in [] if cfg.creator_joins_cgroups else cfg.cgroup_procs:
         try:
             with open(path, "w") as f:
                 f.write("0")
@@ -362,7 +362,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         rootfs.prepare_root(cfg, rootfs_mounts)
         for m in cfg.mounts:
             step = f"mounting {m.source or m.type} on {m.destination}"
-            rootfs.mount_entry(cfg.rootfs, m)
+            rootfs.mount_entry(cfg.rootfs, m,
+                               [os.path.dirname(p) for p in cfg.cgroup_procs])
         if rootfs.needs_dev_setup(cfg):
             step = "creating devices in /dev"
             rootfs.setup_dev(cfg)

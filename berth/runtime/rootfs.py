@@ -93,7 +93,7 @@ def _create_target(path: str, is_file: bool) -> None:
         _mkdir_all(path)
 
 
-def do_mount(m: Mount, target: str) -> None:
+def do_mount(m: Mount, target: str, cgroup_dirs: list[str] | None = None) -> None:
     """Mount ``m`` on ``target`` (already resolved), then apply flags and propagation."""
     if m.is_bind:
         linux.mount(m.source, target, None, m.flags & (linux.MS_BIND | linux.MS_REC))
@@ -101,16 +101,17 @@ def do_mount(m: Mount, target: str) -> None:
         if extra:
             linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | extra)
     elif m.type in ("cgroup", "cgroup2"):
-        mount_cgroups(m, target)
+        mount_cgroups(m, target, cgroup_dirs or [])
     else:
         linux.mount(m.source or m.type, target, m.type, m.flags, m.data or None)
     for prop in m.propagation:
         linux.mount(None, target, None, prop)
 
 
-def _own_cgroups() -> list[tuple[str, str]]:
+def _own_cgroups(cgroup_dirs: list[str]) -> list[tuple[str, str]]:
     """(host directory of our cgroup, name under /sys/fs/cgroup) for every hierarchy we
-    are in, v1 and v2, from mountinfo and /proc/self/cgroup."""
+    are in, v1 and v2, from mountinfo and /proc/self/cgroup; ``cgroup_dirs`` (the
+    container's own, which the creator may still be moving us into) take precedence."""
     mine: dict[str, str] = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
@@ -133,17 +134,21 @@ def _own_cgroups() -> list[tuple[str, str]]:
             if path is None or not path.startswith(root):
                 continue
             rel = path[len(root):].lstrip("/")
-            found.append((os.path.join(mountpoint, rel), os.path.basename(mountpoint)))
+            src = os.path.join(mountpoint, rel)
+            for d in cgroup_dirs:
+                if d.startswith(mountpoint.rstrip("/") + "/"):
+                    src = d
+            found.append((src, os.path.basename(mountpoint)))
     return found
 
 
-def mount_cgroups(m: Mount, target: str) -> None:
+def mount_cgroups(m: Mount, target: str, cgroup_dirs: list[str]) -> None:
     """/sys/fs/cgroup as Docker shows it without a cgroup namespace: a tmpfs holding each
     hierarchy, bind-mounted from the container's own cgroup (so the container sees its
     own limits and usage at the top), read-only unless the mount says rw."""
     ro = m.flags & linux.MS_RDONLY
     if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
-        for src, _ in _own_cgroups()[:1]:
+        for src, _ in _own_cgroups(cgroup_dirs)[:1]:
             linux.mount(src, target, None, linux.MS_BIND)
             linux.mount(None, target, None, linux.MS_BIND | linux.MS_REMOUNT | m.flags
                         | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
@@ -151,7 +156,7 @@ def mount_cgroups(m: Mount, target: str) -> None:
     linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
     sub_flags = (linux.MS_BIND | linux.MS_REMOUNT | linux.MS_NOSUID | linux.MS_NODEV
                  | linux.MS_NOEXEC | ro)
-    for src, name in _own_cgroups():
+    for src, name in _own_cgroups(cgroup_dirs):
         dest = os.path.join(target, name)
         _mkdir_all(dest)
         linux.mount(src, dest, None, linux.MS_BIND)
@@ -160,7 +165,7 @@ def mount_cgroups(m: Mount, target: str) -> None:
         linux.mount(None, target, None, linux.MS_REMOUNT | m.flags)
 
 
-def mount_entry(rootfs: str, m: Mount) -> None:
+def mount_entry(rootfs: str, m: Mount, cgroup_dirs: list[str] | None = None) -> None:
     target = secure_join(rootfs, m.destination)
     is_file = False
     if m.is_bind:
@@ -169,7 +174,7 @@ def mount_entry(rootfs: str, m: Mount) -> None:
         except OSError as e:
             raise OSError(e.errno, f"bind source {m.source}: {e.strerror}", m.source) from None
     _create_target(target, is_file)
-    do_mount(m, target)
+    do_mount(m, target, cgroup_dirs)
 
 
 def needs_dev_setup(cfg: InitConfig) -> bool:
