@@ -193,6 +193,7 @@ class Response:
         self._sock: socket.socket | None = sock
         self._reader = reader
         self._consumed = False
+        self.bytes_read = 0  # body bytes handed out so far (progress displays count them)
         te = headers.get("transfer-encoding", "").lower()
         if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
             self._mode, self._remaining = "length", 0
@@ -223,6 +224,11 @@ class Response:
 
     def iter_chunks(self) -> Iterator[bytes]:
         """Body bytes in the pieces they arrive in (chunked encoding removed)."""
+        for data in self._iter_body():
+            self.bytes_read += len(data)
+            yield data
+
+    def _iter_body(self) -> Iterator[bytes]:
         if self._consumed:
             raise RuntimeError("response body already consumed")
         self._consumed = True

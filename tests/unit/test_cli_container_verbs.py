@@ -641,3 +641,21 @@ def test_history_format_and_platform(fake_daemon: FakeDaemon,
         r = berth(fake_daemon, verb, "--platform", "linux/amd64", "busybox")
         assert (r.code, r.err) == (1, '"--platform" requires API version 1.48, but the berth '
                                       "daemon API version is 1.44\n")
+
+
+def test_cp_reports_on_a_terminal(fake_daemon: FakeDaemon, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from berth.cli.context import Context
+
+    monkeypatch.setattr(Context, "is_tty", lambda self, stream: stream is self.stderr)
+    tar = _tar({"hostname": b"box\n"})
+    _serve_archive(fake_daemon, {"/etc/hostname": (0o644, tar), "/tmp": (DIR_MODE, b"")})
+    _uploads(fake_daemon)
+    r = berth(fake_daemon, "cp", "web:/etc/hostname", str(tmp_path))
+    # docker counts the tar bytes, 3 significant digits (Python's tarfile pads to 10 KiB)
+    assert r.err == (f"\x1b7Preparing to copy...\x1b8\x1b[2KSuccessfully copied 10.2kB to "
+                     f"{tmp_path}\n")
+    r = berth(fake_daemon, "cp", "-q", str(tmp_path / "hostname"), "web:/tmp")
+    assert (r.code, r.err) == (0, "")
+    r = berth(fake_daemon, "cp", str(tmp_path / "hostname"), "web:/tmp")
+    assert r.err.endswith("Successfully copied 2.05kB to web:/tmp\n")  # as Go writes it

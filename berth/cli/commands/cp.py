@@ -23,6 +23,7 @@ import os
 import posixpath
 import tarfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -154,9 +155,8 @@ def _safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return checked.replace(mode=member.mode, deep=False)
 
 
-def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> int:
-    """Extract a tar stream into ``dest_dir`` renaming ``old`` → ``new``; return bytes."""
-    total = 0
+def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> None:
+    """Extract a tar stream into ``dest_dir``, renaming ``old`` → ``new``."""
     with _NoChownTar.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             member.name = _rebase(member.name, old, new)
@@ -174,12 +174,10 @@ def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> int:
                                          f"directory \"{member.name}\"")
                 if not is_dir and not member.isdir():
                     os.unlink(target)
-            total += member.size
             try:
                 tar.extract(member, dest_dir, set_attrs=True, filter=_safe)
             except tarfile.FilterError as e:
                 raise StatusError(1, f"refusing to extract {member.name!r}: {e}") from None
-    return total
 
 
 def _local_destination(path: str) -> tuple[bool, bool, str]:
@@ -232,19 +230,38 @@ def copy_from(ctx: Context, args: argparse.Namespace, container: str, src_path: 
             raise StatusError(1, "no such directory")
         else:
             into, new = dst_dir, dst_base
-        size = _extract(response.fileobj(), into, src_base, new)
-    if ctx.is_tty(ctx.stderr) and not args.quiet:
-        from berth.cli.render import human_size
-
-        ctx.err(f"Successfully copied {human_size(size)} to {dst_path}")
+        progress = _Progress(ctx, args.quiet)
+        _extract(response.fileobj(), into, src_base, new)
+        progress.done(response.bytes_read, dst_path)
     return 0
 
 
 # -- into a container -------------------------------------------------------------------------
 
+class _GoTarWriter(tarfile.TarFile):
+    """Ends an archive as Go's archive/tar does: two zero blocks, no padding to 10 KiB."""
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.fileobj.write(tarfile.NUL * (tarfile.BLOCKSIZE * 2))
+            self.offset += tarfile.BLOCKSIZE * 2
+        finally:
+            if not self._extfileobj:
+                self.fileobj.close()
+
+
 def _tar_source(path: str, arcname: str, write: IO[bytes]) -> None:
-    with tarfile.open(fileobj=write, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(path, arcname=arcname, recursive=True)
+    with _GoTarWriter.open(fileobj=write, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        tar.add(path, arcname=arcname, recursive=True, filter=_whole_seconds)
+
+
+def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Modification times to the second, as docker's archives carry them (no PAX record)."""
+    info.mtime = int(info.mtime)
+    return info
 
 
 def _resolve_source(path: str, follow: bool) -> tuple[str, str]:
@@ -326,20 +343,46 @@ def copy_to(ctx: Context, args: argparse.Namespace, src_path: str, container: st
             writer.close()
 
     thread = threading.Thread(target=produce, name="tar", daemon=True)
+    progress = _Progress(ctx, args.quiet)
     thread.start()
     params["path"] = into
+    sent = _Counted(reader)
     try:
-        client.request("PUT", f"/containers/{container}/archive", params=params, body=reader,
+        client.request("PUT", f"/containers/{container}/archive", params=params, body=sent,
                        headers={"Content-Type": "application/x-tar"}).close()
     finally:
         reader.close()
         thread.join()
     if failure:
         raise failure[0]
-    if ctx.is_tty(ctx.stderr) and not args.quiet:
-        from berth.cli.render import human_size
-
-        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(resolved)
-                   for f in fs) if src_is_dir else os.path.getsize(resolved)
-        ctx.err(f"Successfully copied {human_size(size)} to {container}:{dst_path}")
+    progress.done(sent.count, f"{container}:{dst_path}")
     return 0
+
+
+class _Counted:
+    """An iterable of a file's chunks that counts them (the tar bytes sent)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while data := self._f.read(64 * 1024):
+            self.count += len(data)
+            yield data
+
+
+class _Progress:
+    """docker's copy report on a terminal: "Preparing to copy...", then the bytes copied."""
+
+    def __init__(self, ctx: Context, quiet: bool) -> None:
+        self._ctx = ctx
+        self._on = not quiet and ctx.is_tty(ctx.stderr)
+        if self._on:
+            ctx.err("\x1b7Preparing to copy...", end="")
+
+    def done(self, size: int, where: str) -> None:
+        if self._on:
+            from berth.cli.render import human_size
+
+            self._ctx.err(f"\x1b8\x1b[2KSuccessfully copied {human_size(size)} to {where}")

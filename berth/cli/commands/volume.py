@@ -22,7 +22,7 @@ ALIASES = {"volume ls": ("volume ls", "volume list"),
 DEFAULT_FORMAT = "table {{.Driver}}\t{{.Name}}"
 HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE",
            "Mountpoint": "MOUNTPOINT", "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE",
-           "Availability": "AVAILABILITY", "Group": "GROUP"}
+           "Availability": "AVAILABILITY", "Group": "GROUP", "Status": "STATUS"}
 
 
 def configure(p: Parser) -> None:
@@ -88,7 +88,8 @@ def _natural(text: str) -> list[tuple[int, int, str]]:
 def _row(volume: dict[str, Any]) -> dict[str, str]:
     labels = volume.get("Labels") or {}
     usage = volume.get("UsageData") or {}
-    return {"Driver": str(volume.get("Driver") or ""), "Name": str(volume.get("Name") or ""),
+    return {"Availability": "N/A", "Group": "N/A", "Status": "N/A",  # cluster volumes only
+            "Driver": str(volume.get("Driver") or ""), "Name": str(volume.get("Name") or ""),
             "Scope": str(volume.get("Scope") or ""),
             "Mountpoint": str(volume.get("Mountpoint") or ""),
             "Labels": ",".join(f"{k}={v}" for k, v in labels.items()),
