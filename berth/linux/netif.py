@@ -6,8 +6,8 @@ pair costs microseconds, where spawning ``ip link set lo up`` would cost millise
 
 from __future__ import annotations
 
+import _socket  # socket.py's enums cost milliseconds at start-up
 import fcntl
-import socket
 import struct
 
 SIOCGIFFLAGS = 0x8913
@@ -20,7 +20,8 @@ def link_up(name: str = "lo") -> None:
     raw = name.encode()
     if len(raw) >= 16:
         raise OSError(22, f"interface name too long: {name!r}")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as s:
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
+    try:
         try:
             req = fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, struct.pack("16sH22x", raw, 0))
             flags = struct.unpack("16sH22x", req)[1]
@@ -29,3 +30,5 @@ def link_up(name: str = "lo") -> None:
                             struct.pack("16sH22x", raw, (flags | IFF_UP) & 0xFFFF))
         except OSError as e:
             raise OSError(e.errno, f"ioctl SIOCSIFFLAGS up: {e.strerror}", name) from None
+    finally:
+        s.close()

@@ -8,17 +8,19 @@ container's reaper (a child subreaper), forwards signals to it and exits with it
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import container
+
+if TYPE_CHECKING:
+    import argparse
 
 DEFAULT_ROOT = "/run/berth-runtime"
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
@@ -370,8 +372,90 @@ def command_of(argv: list[str]) -> str | None:
     return None
 
 
+# The hot commands' options, parsed without argparse (whose import and set-up cost as much
+# as a container's start): (options with a value, flags, positionals (min, max)).
+_BUNDLE_VALUES = {"-b": "bundle", "--bundle": "bundle", "--pid-file": "pid_file",
+                  "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}
+_BUNDLE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
+_FAST: dict[str, tuple[dict[str, str], dict[str, str], tuple[str, ...], int]] = {
+    "run": (_BUNDLE_VALUES, {**_BUNDLE_FLAGS, "-d": "detach", "--detach": "detach"},
+            ("id",), 1),
+    "create": (_BUNDLE_VALUES, _BUNDLE_FLAGS, ("id",), 1),
+    "start": ({}, {}, ("id",), 1),
+    "state": ({}, {}, ("id",), 1),
+    "delete": ({}, {"-f": "force", "--force": "force"}, ("id",), 1),
+    "kill": ({}, {"-a": "all", "--all": "all"}, ("id", "signal"), 1),
+}
+_FAST_DEFAULTS = {"bundle": ".", "pid_file": None, "console_socket": None, "preserve_fds": 0,
+                  "no_pivot": False, "no_new_keyring": False, "detach": False,
+                  "force": False, "all": False, "signal": "SIGTERM"}
+
+
+def fast_parse(argv: list[str]) -> Any:
+    """The arguments of a hot command as argparse would give them, or None when anything
+    is unusual (then argparse parses, and explains)."""
+    from types import SimpleNamespace
+
+    values: dict[str, Any] = {"root": DEFAULT_ROOT, "log": None, "log_format": None,
+                              "debug": False, "systemd_cgroup": False}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if name in _GLOBAL_WITH_VALUE:
+            if not eq:
+                if i + 1 >= len(argv):
+                    return None
+                value = argv[i + 1]
+                i += 1
+            values[name[2:].replace("-", "_")] = value
+        elif arg in ("--debug", "--systemd-cgroup"):
+            values[arg[2:].replace("-", "_")] = True
+        else:
+            return None
+        i += 1
+    if i >= len(argv) or argv[i] not in _FAST:
+        return None
+    command = argv[i]
+    opts, flags, positional, required = _FAST[command]
+    values.update(_FAST_DEFAULTS)
+    found: list[str] = []
+    rest = argv[i + 1:]
+    j = 0
+    while j < len(rest):
+        arg = rest[j]
+        if arg.startswith("-") and arg != "-":
+            name, eq, value = arg.partition("=")
+            if name in opts:
+                if not eq:
+                    if j + 1 >= len(rest):
+                        return None
+                    value = rest[j + 1]
+                    j += 1
+                values[opts[name]] = value
+            elif arg in flags:
+                values[flags[arg]] = True
+            else:
+                return None
+        else:
+            found.append(arg)
+        j += 1
+    if not required <= len(found) <= len(positional):
+        return None
+    values.update(zip(positional, found, strict=False))
+    try:
+        values["preserve_fds"] = int(values["preserve_fds"])
+    except ValueError:
+        return None
+    values["command"] = command
+    values["func"] = globals()["cmd_" + command]
+    return SimpleNamespace(**values)
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The command line; ``only``: build just that subcommand's parser."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime")
     p.add_argument("--root", default=DEFAULT_ROOT, help="state directory root")
     p.add_argument("--log", help="accepted for runc compatibility; errors go to stderr")
@@ -463,10 +547,12 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    only = command_of(argv)
-    if only is not None and only not in _COMMANDS:
-        only = None
-    args = build_parser(only).parse_args(argv)
+    args = fast_parse(argv)
+    if args is None:
+        only = command_of(argv)
+        if only is not None and only not in _COMMANDS:
+            only = None
+        args = build_parser(only).parse_args(argv)
     try:
         code = args.func(args)
     except RuntimeFailure as e:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Any, NamedTuple
+from typing import Any
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
@@ -78,24 +78,68 @@ _IGNORED_OPTIONS = {"tmpcopyup", "nosymfollow", "idmap", "ridmap", "rro", "rrw",
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-# Plain classes, not dataclasses: importing dataclasses (and with it inspect) would cost
-# more than the rest of ``berth-runtime run``'s imports together.
-class Mount(NamedTuple):
+class _Record:
+    """A small immutable record: fields in ``__slots__``, compared by value.
+
+    Not dataclasses nor NamedTuple: importing dataclasses (and with it inspect) or building
+    NamedTuple classes costs more at start-up than ``berth-runtime run`` can afford.
+    """
+
+    __slots__: tuple[str, ...] = ()
+    _defaults: dict[str, Any] = {}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        names = self.__slots__
+        if len(args) > len(names):
+            raise TypeError(f"{type(self).__name__}: too many arguments")
+        for name, value in zip(names, args, strict=False):
+            object.__setattr__(self, name, value)
+        for name in names[len(args):]:
+            if name in kwargs:
+                object.__setattr__(self, name, kwargs.pop(name))
+            elif name in self._defaults:
+                object.__setattr__(self, name, self._defaults[name])
+            else:
+                raise TypeError(f"{type(self).__name__}: {name} is required")
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unknown fields {sorted(kwargs)}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, n) for n in self.__slots__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        return f"{type(self).__name__}({inner})"
+
+
+class Mount(_Record):
     """One mount, parsed: ``flags`` for mount(2), propagation applied by separate calls."""
 
+    __slots__ = ("destination", "type", "source", "flags", "propagation", "data")
+    _defaults = {"flags": 0, "propagation": (), "data": ""}
     destination: str
     type: str
     source: str
-    flags: int = 0
-    propagation: tuple[int, ...] = ()
-    data: str = ""
+    flags: int
+    propagation: tuple[int, ...]
+    data: str
 
     @property
     def is_bind(self) -> bool:
         return bool(self.flags & linux.MS_BIND)
 
 
-class Device(NamedTuple):
+class Device(_Record):
+    __slots__ = ("path", "kind", "major", "minor", "mode", "uid", "gid")
     path: str
     kind: str  # "c", "b", "u" or "p"
     major: int
@@ -105,13 +149,15 @@ class Device(NamedTuple):
     gid: int
 
 
-class Namespace(NamedTuple):
+class Namespace(_Record):
+    __slots__ = ("kind", "flag", "path")
     kind: str
     flag: int
     path: str | None
 
 
-class Capabilities(NamedTuple):
+class Capabilities(_Record):
+    __slots__ = ("bounding", "effective", "permitted", "inheritable", "ambient")
     bounding: int
     effective: int
     permitted: int

@@ -13,11 +13,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import socket
 import struct
 import termios
+from typing import TYPE_CHECKING
 
 from berth import linux
+
+if TYPE_CHECKING:
+    import socket
 
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
@@ -63,6 +66,8 @@ def make_controlling(slave: int) -> None:
 
 def send_to_socket(path: str, master: int, name: str = "/dev/ptmx") -> None:
     """Hand ``master`` to the listener at ``path`` (runc's ``--console-socket`` contract)."""
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.connect(path)
         socket.send_fds(sock, [name.encode()], [master])
@@ -71,6 +76,8 @@ def send_to_socket(path: str, master: int, name: str = "/dev/ptmx") -> None:
 def receive_from_socket(listener: socket.socket, timeout: float = 30.0) -> int:
     """Accept one connection on ``listener`` and return the fd it carries (the other end
     of ``send_to_socket``: for tests and tools standing in for a console-socket server)."""
+    import socket
+
     listener.settimeout(timeout)
     conn, _ = listener.accept()
     with conn:

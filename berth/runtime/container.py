@@ -24,10 +24,9 @@ import json
 import os
 import select
 import signal
-import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from berth import linux
 from berth.errors import (
@@ -45,6 +44,9 @@ from berth.runtime import hooks as _hooks
 from berth.runtime import init as _init
 from berth.runtime import sync
 from berth.util import atomic_write, atomic_write_json, read_json, rfc3339_nano
+
+if TYPE_CHECKING:
+    import socket
 
 OCI_VERSION = "1.1.0"
 STATE_FILE = "state.json"

@@ -23,13 +23,16 @@ import json
 import os
 import resource
 import signal
-import socket
 import stat
+from typing import TYPE_CHECKING
 
 from berth import linux
 from berth.errors import RuntimeFailure
 from berth.runtime import console, hooks, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
+
+if TYPE_CHECKING:
+    import socket
 
 INIT_ANNOTATION = "io.berth.init"
 # Signals PID 1 passes on to the command (Docker's --init forwards all it can catch).

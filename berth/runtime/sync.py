@@ -45,10 +45,14 @@ this table.
 
 from __future__ import annotations
 
+import _socket  # socket.py's enums and selectors cost milliseconds at start-up
 import array
 import json
 import os
-import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import socket
 from typing import Any
 
 MSG_PID = "pid"
@@ -66,7 +70,7 @@ _MSG_CMSG_CLOEXEC = 0x40000000
 
 def socketpair() -> tuple[socket.socket, socket.socket]:
     """(creator end, child end); Python makes both close-on-exec."""
-    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)  # type: ignore[return-value]
 
 
 def send(sock: socket.socket, msg_type: str, **fields: Any) -> None:
@@ -75,15 +79,16 @@ def send(sock: socket.socket, msg_type: str, **fields: Any) -> None:
 
 def send_fd(sock: socket.socket, msg_type: str, fd: int, **fields: Any) -> None:
     """A message carrying one file descriptor (SCM_RIGHTS)."""
-    socket.send_fds(sock, [json.dumps({"type": msg_type, **fields}).encode()], [fd])
+    data = json.dumps({"type": msg_type, **fields}).encode()
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
 
 
 def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
     """``recvmsg`` with descriptors made close-on-exec as they arrive."""
-    raw, anc, _flags, _addr = sock.recvmsg(size, socket.CMSG_SPACE(4 * _INT), _MSG_CMSG_CLOEXEC)
+    raw, anc, _flags, _addr = sock.recvmsg(size, _socket.CMSG_SPACE(4 * _INT), _MSG_CMSG_CLOEXEC)
     fds: list[int] = []
     for level, kind, data in anc:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(data) - len(data) % _INT
             fds.extend(array.array("i", data[:usable]))
     return raw, fds
