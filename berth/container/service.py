@@ -697,19 +697,40 @@ class ContainerService:
         renderer = _LogRenderer(stdout, stderr, tty, timestamps, since, until)
 
         async def chunks() -> AsyncIterator[bytes]:
+            rotated = await asyncio.to_thread(_rotated_logs, path)
             f = await asyncio.to_thread(_open_or_none, path)
-            if f is None and not follow:
+            if f is None and not follow and not rotated:
                 return
             try:
                 pending = b""
-                if f is not None and tail_n >= 0:
-                    out = await asyncio.to_thread(renderer.tail, f, tail_n)
+                if tail_n >= 0:
+                    out = await asyncio.to_thread(renderer.tail, [*rotated, f], tail_n)
                     if out:
                         yield out
+                else:
+                    for older in rotated:
+                        try:
+                            while data := await asyncio.to_thread(older.read, _LOG_READ):
+                                block, _, rest = (pending + data).rpartition(b"\n")
+                                pending = rest
+                                if block:
+                                    out = await asyncio.to_thread(renderer.render, block)
+                                    if out:
+                                        yield out
+                        finally:
+                            older.close()
+                    pending = b""
                 while True:
                     if f is None:
                         f = await asyncio.to_thread(_open_or_none, path)
                     data = await asyncio.to_thread(f.read, _LOG_READ) if f is not None else b""
+                    if not data and f is not None and follow and await asyncio.to_thread(
+                            _replaced, f, path):
+                        # The shim rotated the log: what is left of the old file is read,
+                        # then the new one.
+                        f.close()
+                        f = await asyncio.to_thread(_open_or_none, path)
+                        continue
                     if data:
                         pending += data
                         complete, _, pending = pending.rpartition(b"\n")
@@ -1320,6 +1341,30 @@ _LOG_READ = 4 << 20
 _MAX_FRAME = 1 << 20
 
 
+def _rotated_logs(path: str) -> list[Any]:
+    """The rotated json-file logs (``path.N`` … ``path.1``), oldest first, opened."""
+    directory, base = os.path.split(path)
+    numbers = []
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            suffix = name[len(base) + 1:]
+            if name.startswith(base + ".") and suffix.isdigit():
+                numbers.append(int(suffix))
+    files = []
+    for n in sorted(numbers, reverse=True):
+        f = _open_or_none(f"{path}.{n}")
+        if f is not None:
+            files.append(f)
+    return files
+
+
+def _replaced(f: Any, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino != os.fstat(f.fileno()).st_ino
+    except FileNotFoundError:
+        return False
+
+
 def _open_or_none(path: str) -> Any:
     try:
         return open(path, "rb")
@@ -1339,11 +1384,19 @@ class _LogRenderer:
         self.since = since
         self.until = until
 
-    def tail(self, f: Any, n: int) -> bytes:
-        if n == 0:
-            f.seek(0, os.SEEK_END)
-            return b""
-        lines = collections.deque(f, maxlen=n)
+    def tail(self, files: list[Any], n: int) -> bytes:
+        """The last ``n`` lines across the rotated files (oldest first) and the current
+        one, which is left at its end for a follow. Rotated files are closed."""
+        lines: collections.deque[bytes] = collections.deque(maxlen=max(n, 0))
+        for f in files:
+            if f is None:
+                continue
+            if n == 0:
+                f.seek(0, os.SEEK_END)
+            else:
+                lines.extend(f)
+            if f is not files[-1]:
+                f.close()
         return self.render(b"".join(lines).rstrip(b"\n")) if lines else b""
 
     def render(self, block: bytes) -> bytes:

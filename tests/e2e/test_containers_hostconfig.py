@@ -98,5 +98,10 @@ def test_log_drivers(berthd: Berthd) -> None:
     assert 1 <= len(files) <= 2
     assert sum(os.path.getsize(os.path.join(directory, f)) for f in files) <= 2 * 10240 + 4096
     assert run_ok(berthd, "logs", "--tail", "1", cid) == "line1999\n"
+    kept = run_ok(berthd, "logs", cid).splitlines()
+    assert kept[-1] == "line1999" and len(kept) > 10240 // 80
+    numbers = [int(line[4:]) for line in kept]
+    assert numbers == list(range(numbers[0], 2000))
+    assert run_ok(berthd, "logs", "--tail", "600", cid).splitlines() == kept[-600:]
     run_ok(berthd, "rm", cid)
     run_ok(berthd, "container", "prune", "-f")
