@@ -11,6 +11,7 @@ import io
 import json
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,18 @@ from test_cli_verbs import CID, berth
 from berth.http.frames import encode_json_message
 
 __all__ = ["fake_daemon"]
+
+
+@pytest.fixture
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[float]:
+    """Local time is UTC and the clock stands still; both restored afterwards."""
+    now = float(int(time.time()))
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setattr(time, "time", lambda: now)
+    time.tzset()
+    yield now
+    monkeypatch.undo()
+    time.tzset()
 
 STATS = {
     "read": "2026-01-01T00:00:01.5Z", "preread": "2026-01-01T00:00:00.5Z", "id": "a" * 64,
@@ -375,10 +388,7 @@ EVENTS = [
 ]
 
 
-def test_events_pretty_filters_and_times(fake_daemon: FakeDaemon,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
+def test_events_pretty_filters_and_times(fake_daemon: FakeDaemon, utc: float) -> None:
     fake_daemon.route("GET", "/events", Reply(200, b"".join(
         encode_json_message(e) for e in EVENTS), {"Content-Type": "application/json"}))
     before = int(time.time())
@@ -573,7 +583,7 @@ def test_management_forms_reach_the_verbs(fake_daemon: FakeDaemon) -> None:
                             "  create      Create a volume\n")
 
 
-def test_images_digests_and_filters(fake_daemon: FakeDaemon) -> None:
+def test_images_digests_and_filters(fake_daemon: FakeDaemon, utc: float) -> None:
     fake_daemon.route("GET", "/images/json", json_reply([
         {"Id": "sha256:" + "b" * 64, "RepoTags": ["busybox:latest"],
          "RepoDigests": ["busybox@sha256:" + "d" * 64], "Created": int(time.time()) - 30,
@@ -588,10 +598,8 @@ def test_images_digests_and_filters(fake_daemon: FakeDaemon) -> None:
     assert CID  # the shared id keeps its import used
 
 
-def test_ps_and_images_format(fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
-    now = int(time.time())
+def test_ps_and_images_format(fake_daemon: FakeDaemon, utc: float) -> None:
+    now = int(utc)
     fake_daemon.route("GET", "/containers/json", json_reply([{
         "Id": "a" * 64, "Names": ["/web"], "Image": "busybox", "Command": "sleep 100",
         "Created": 1700000000, "Ports": [], "Labels": {"a": "1"}, "State": "running",
@@ -618,10 +626,7 @@ def test_ps_and_images_format(fake_daemon: FakeDaemon, monkeypatch: pytest.Monke
     assert r.out == "REPOSITORY   DIGEST\nbusybox      sha256:" + "d" * 64 + "\n"
 
 
-def test_history_format_and_platform(fake_daemon: FakeDaemon,
-                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TZ", "UTC")
-    time.tzset()
+def test_history_format_and_platform(fake_daemon: FakeDaemon, utc: float) -> None:
     fake_daemon.route("GET", "/images/busybox/history", json_reply([
         {"Id": "sha256:" + "b" * 64, "Created": 1700000000,
          "CreatedBy": '/bin/sh -c #(nop)  CMD ["sh"]\tx', "Size": 0, "Comment": ""},

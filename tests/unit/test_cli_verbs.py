@@ -319,8 +319,9 @@ def test_wait_prints_status_codes(fake_daemon: FakeDaemon) -> None:
 
 # -- ps / images / logs -----------------------------------------------------------------------
 
-def test_ps_table(fake_daemon: FakeDaemon) -> None:
+def test_ps_table(fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
     now = int(time.time())
+    monkeypatch.setattr(time, "time", lambda: float(now))  # no second ticks by mid-test
     fake_daemon.route("GET", "/containers/json", json_reply([
         {"Id": "a" * 64, "Names": ["/web"], "Image": "busybox", "ImageID": "sha256:" + "b" * 64,
          "Command": "sleep 1000000000000000", "Created": now - 3,
@@ -352,8 +353,9 @@ def test_ps_filters(fake_daemon: FakeDaemon) -> None:
     assert json.loads(filters or "") == {"status": {"exited": True}, "label": {"a=b": True}}
 
 
-def test_images_table(fake_daemon: FakeDaemon) -> None:
+def test_images_table(fake_daemon: FakeDaemon, monkeypatch: pytest.MonkeyPatch) -> None:
     now = int(time.time())
+    monkeypatch.setattr(time, "time", lambda: float(now))
     fake_daemon.route("GET", "/images/json", json_reply([
         {"Id": "sha256:" + "b" * 64, "RepoTags": ["busybox:latest"], "RepoDigests": [],
          "Created": now - 86400 * 400, "Size": 4261550},
