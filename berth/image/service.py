@@ -1,4 +1,5 @@
-"""The image service: load, import, list, inspect, tag, delete, and container root filesystems.
+"""The image service: load, import, save, list, inspect, tag, delete, prune; container root
+filesystems and what a container changed in them (diff, export, commit).
 
 Where things live (``data_root``):
 
@@ -9,13 +10,17 @@ Where things live (``data_root``):
 * the rows that tie them together in ``berth.db`` (``images``, ``tags``, ``layers``,
   ``image_layers``, ``layer_blobs``): the only thing that makes an image exist.
 
-Crash consistency: blobs and snapshots are created first, then all rows of one load or import
-are written in one transaction. A crash before the commit leaves unreferenced blobs and
-snapshots, which ``gc()`` (run when the service starts) deletes; a crash after leaves a
-complete image. Failed loads clean up after themselves, so the store is unchanged.
+Crash consistency: blobs and snapshots are created first (blobs fsynced, snapshots synced
+before they are committed), then all rows of one load, import or commit are written in one
+transaction. A crash before it leaves unreferenced blobs and snapshots, which ``gc()`` (run
+when the service starts) deletes; a crash after leaves a complete image. Failed operations
+take back what they added, so the store is unchanged.
 
-Mutations (load, import, tag, delete, gc) hold one lock: a layer unpacked by one load cannot
-be garbage-collected or committed twice by another.
+Concurrency: the slow part of a load, import or commit (ingest, unpacking in a worker process,
+writing a layer) runs without the service lock, as an *operation* that names every blob and
+snapshot it relies on; its one transaction, deletes and the mark-and-sweep GC (``collect``)
+take the lock, and the sweep spares whatever an operation in flight has named. Two loads of
+one layer both unpack it; the second commit finds the first and drops its own copy.
 """
 
 from __future__ import annotations
