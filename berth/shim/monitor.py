@@ -567,6 +567,10 @@ class Shim:
             if self.status == "stopped":
                 raise Conflict(f"container {self.id} is not running")
             runtime.kill(self.state_dir, sig, all=bool(req.get("all")))
+            if self.paused and sig == signal.SIGKILL:
+                # Frozen tasks cannot die: thaw them so the kill takes effect.
+                runtime.resume(self.state_dir)
+                self.paused = False
             self.respond(conn, protocol.ok())
         elif op == "wait":
             if self.finalized:
