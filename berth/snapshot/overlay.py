@@ -1,9 +1,10 @@
 """The overlay snapshotter: ``<data-root>/snapshots/overlay/<n>/{fs,work}``.
 
 Each snapshot is a numbered directory: numbers rather than keys keep overlay's ``lowerdir=``
-option short (it must fit in one page, ~100 layers). ``fs`` is the snapshot's own tree: the
-upper directory while active, a lower directory once committed. Whiteouts in ``fs`` are in
-overlayfs' format (see ``berth.archive``).
+option short (it must fit in one page, ~100 layers). A longer chain is mounted on one
+``flat-<n>`` lower instead: the merged tree of the chain, made once from hard links.
+``fs`` is the snapshot's own tree: the upper directory while active, a lower directory once
+committed. Whiteouts in ``fs`` are in overlayfs' format (see ``berth.archive``).
 
 Metadata lives in a SQLite database of its own, ``snapshots/overlay/metadata.db``, so this
 package depends on nothing at its level (the daemon's ``berth.db`` belongs to ``metadata``)::
