@@ -664,3 +664,29 @@ def test_cp_reports_on_a_terminal(fake_daemon: FakeDaemon, tmp_path: Path,
     assert (r.code, r.err) == (0, "")
     r = berth(fake_daemon, "cp", str(tmp_path / "hostname"), "web:/tmp")
     assert r.err.endswith("Successfully copied 2.05kB to web:/tmp\n")  # as Go writes it
+
+
+def test_cp_out_never_touches_a_path_outside(fake_daemon: FakeDaemon, tmp_path: Path) -> None:
+    """A hostile archive may name a host file or write through a link: refused, untouched."""
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        link = tarfile.TarInfo("x")
+        link.type, link.linkname = tarfile.SYMTYPE, str(tmp_path)
+        tar.addfile(link)
+        data = b"pwned"
+        for name in ("x/victim", "../victim"):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    for entries in (buf.getvalue(),):
+        _serve_archive(fake_daemon, {"/d": (DIR_MODE, entries)})
+        r = berth(fake_daemon, "cp", "web:/d", str(dest))
+        assert r.code == 1 and "refusing to extract" in r.err
+    assert victim.read_text() == "keep"
+    _serve_archive(fake_daemon, {"/d": (DIR_MODE, _tar({"../victim": b"pwned"}))})
+    assert berth(fake_daemon, "cp", "web:/d", str(dest)).code == 1
+    assert victim.read_text() == "keep"

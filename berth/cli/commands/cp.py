@@ -162,6 +162,10 @@ def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> None:
             member.name = _rebase(member.name, old, new)
             if member.islnk():
                 member.linkname = _rebase(member.linkname, old, new)
+            try:  # checked before anything on disk is touched for it
+                member = _safe(member, dest_dir)
+            except tarfile.FilterError as e:
+                raise StatusError(1, f"refusing to extract {member.name!r}: {e}") from None
             target = os.path.join(dest_dir, member.name)
             # NoOverwriteDirNonDir: never replace a directory by a file or a file by a directory.
             if os.path.lexists(target) and member.name.strip("/.") != "":
