@@ -93,7 +93,8 @@ def register(router: Router, services: Any) -> None:
         return json_response(result)
 
     async def inspect(request: Request) -> Response:
-        record = await asyncio.to_thread(containers.inspect, request.params["id"])
+        record = await asyncio.to_thread(containers.inspect, request.params["id"],
+                                         request.flag("size"))
         return json_response(record)
 
     async def start(request: Request) -> Response:

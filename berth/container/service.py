@@ -62,6 +62,27 @@ def _parse_time(text: str) -> float:
     return base + (float("0." + frac) if frac else 0.0)
 
 
+# What dockerd stores for a HostConfig field the client left out, so inspect has every key.
+_HOST_CONFIG_DEFAULTS: dict[str, Any] = {
+    "Binds": None, "ContainerIDFile": "", "NetworkMode": "default", "PortBindings": {},
+    "AutoRemove": False, "VolumeDriver": "", "VolumesFrom": None, "ConsoleSize": [0, 0],
+    "CapAdd": None, "CapDrop": None, "CgroupnsMode": "private", "Dns": [], "DnsOptions": [],
+    "DnsSearch": [], "ExtraHosts": None, "GroupAdd": None, "IpcMode": "private",
+    "Cgroup": "", "Links": None, "OomScoreAdj": 0, "PidMode": "", "Privileged": False,
+    "PublishAllPorts": False, "ReadonlyRootfs": False, "SecurityOpt": None, "UTSMode": "",
+    "UsernsMode": "", "ShmSize": 67108864, "Runtime": "runc", "Isolation": "",
+    "CpuShares": 0, "Memory": 0, "NanoCpus": 0, "CgroupParent": "", "BlkioWeight": 0,
+    "BlkioWeightDevice": [], "BlkioDeviceReadBps": [], "BlkioDeviceWriteBps": [],
+    "BlkioDeviceReadIOps": [], "BlkioDeviceWriteIOps": [], "CpuPeriod": 0, "CpuQuota": 0,
+    "CpuRealtimePeriod": 0, "CpuRealtimeRuntime": 0, "CpusetCpus": "", "CpusetMems": "",
+    "Devices": [], "DeviceCgroupRules": None, "DeviceRequests": None,
+    "MemoryReservation": 0, "MemorySwap": 0, "MemorySwappiness": None,
+    "OomKillDisable": None, "PidsLimit": None, "Ulimits": None, "CpuCount": 0,
+    "CpuPercent": 0, "IOMaximumIOps": 0, "IOMaximumBandwidth": 0,
+    "MaskedPaths": None, "ReadonlyPaths": None,
+}
+
+
 def _check_types(body: dict[str, Any]) -> None:
     """Refuse wrongly typed fields with a message naming them, as Docker's decoder does."""
     expected: dict[str, tuple[type, ...]] = {
@@ -187,8 +208,17 @@ class ContainerService:
         argv = specs.command_line(merged)
         mount_points = specs.plan_mounts(merged, host_config)
         container_dir = self._container_dir(cid)
-        host_config.setdefault("NetworkMode", "default")
-        host_config.setdefault("LogConfig", {"Type": "json-file", "Config": {}})
+        for key, default in _HOST_CONFIG_DEFAULTS.items():
+            if host_config.get(key) is None:
+                host_config[key] = default
+        if not host_config.get("ShmSize"):
+            host_config["ShmSize"] = _HOST_CONFIG_DEFAULTS["ShmSize"]
+        if not (host_config.get("LogConfig") or {}).get("Type"):
+            host_config["LogConfig"] = {"Type": "json-file", "Config": {}}
+        if host_config["LogConfig"]["Type"] not in ("json-file", "none", "local"):
+            raise errors.InvalidArgument(
+                f"failed to create task for container: logger: no log driver named "
+                f"'{host_config['LogConfig']['Type']}' is registered")
         host_config.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         host_config.setdefault("AutoRemove", False)
         record: dict[str, Any] = {
@@ -550,6 +580,7 @@ class ContainerService:
                                   "not running")
         try:
             await ShimClient(self._state_dir(record["Id"])).kill(sig)
+            self._emit("kill", record, signal=str(sig))
         except ShimGone:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {record['Id']} is "
                                   "not running") from None
@@ -583,18 +614,21 @@ class ContainerService:
         try:
             with contextlib.suppress(ShimGone, errors.Conflict):
                 await shim.kill(sig)
+                self._emit("kill", record, signal=str(sig))
             if timeout < 0:
                 await exited
-                return True
-            try:
-                await asyncio.wait_for(asyncio.shield(exited), timeout)
-            except TimeoutError:
-                with contextlib.suppress(ShimGone, errors.Conflict):
-                    await shim.kill(9, all_processes=True)
-                await exited
+            else:
+                try:
+                    await asyncio.wait_for(asyncio.shield(exited), timeout)
+                except TimeoutError:
+                    with contextlib.suppress(ShimGone, errors.Conflict):
+                        await shim.kill(9, all_processes=True)
+                        self._emit("kill", record, signal="9")
+                    await exited
         finally:
             with contextlib.suppress(ValueError):
                 live.next_exit.remove(exited)
+        self._emit("stop", record)
         return True
 
     # -- remove ------------------------------------------------------------------------------
@@ -640,9 +674,13 @@ class ContainerService:
 
     # -- inspect, list ------------------------------------------------------------------------
 
-    def inspect(self, ref: str) -> dict[str, Any]:
+    def inspect(self, ref: str, size: bool = False) -> dict[str, Any]:
         record = self._record(ref)
         record.pop(_MANUAL_STOP, None)
+        if size:
+            upper = (record["GraphDriver"].get("Data") or {}).get("UpperDir")
+            record["SizeRw"] = _du(upper) if upper else 0
+            record["SizeRootFs"] = record["SizeRw"]
         record["Mounts"] = [_mount_view(p) for p in record.get("Mounts") or []]
         record["ExecIDs"] = list(self._live.get(record["Id"], _Live()).exec_ids) or None
         return record
@@ -919,9 +957,9 @@ class ContainerService:
             "CanRemove": False, "ContainerID": cid, "DetachKeys": body.get("DetachKeys") or "",
             "Pid": 0, "_body": {**body, "Cmd": cmd},
         }
-        record.setdefault("ExecIDs", None)
         live = self._live_for(cid)
         live.exec_ids.append(exec_id)
+        self._emit(f"exec_create: {' '.join(cmd)}", record, execID=exec_id)
         return {"Id": exec_id}
 
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:
