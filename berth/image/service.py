@@ -1099,6 +1099,7 @@ class ImageService:
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
+            _strip_overlay_state(dest)
             _syncfs(dest)
             self.snapshots.commit(chain, key)
         except AlreadyExists:
@@ -1196,6 +1197,22 @@ class _Created:
     def touch(self, item: str) -> None:
         with self.lock:
             self.touched.add(item)
+
+
+def _strip_overlay_state(root: str) -> None:
+    """Drop overlayfs' bookkeeping of the container's mount (origin, impure, redirect, …)
+    from a copied upper directory: only the opaque marker means something in a layer."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [None, *dirnames, *filenames]:
+            path = dirpath if name is None else os.path.join(dirpath, name)
+            try:
+                keys = os.listxattr(path, follow_symlinks=False)
+            except OSError:
+                continue
+            for key in keys:
+                if key.startswith("trusted.overlay.") and key != "trusted.overlay.opaque":
+                    with contextlib.suppress(OSError):
+                        os.removexattr(path, key, follow_symlinks=False)
 
 
 def _free_bytes(path: str) -> int:
