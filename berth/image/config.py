@@ -20,6 +20,7 @@ __all__ = [
     "apply_changes",
     "container_config",
     "go_json",
+    "stored_config",
     "parse_created",
 ]
 
@@ -66,6 +67,12 @@ def container_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
         elif always or value not in ("", False, 0, [], {}):
             out[key] = value
     return out
+
+
+def stored_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``config`` an image config blob carries: Docker's field order, without the nulls
+    Docker writes (``"Env": null``), which the OCI image-config schema refuses."""
+    return {k: v for k, v in container_config(cfg).items() if v is not None}
 
 
 def go_json(obj: Any) -> bytes:

@@ -51,7 +51,13 @@ from berth.archive.diff import changes, ignored
 from berth.content import LocalStore
 from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
-from berth.image.config import apply_changes, container_config, go_json, parse_created
+from berth.image.config import (
+    apply_changes,
+    container_config,
+    go_json,
+    parse_created,
+    stored_config,
+)
 from berth.image.save import SaveImage, SaveLayer, write_save
 from berth.image.unpack import apply_in_worker
 from berth.metadata import MetadataStore
@@ -472,7 +478,7 @@ class ImageService:
             config = {
                 "architecture": "amd64",
                 "comment": comment,
-                "config": container_config(cfg),
+                "config": stored_config(cfg),
                 "created": now,
                 "history": [{"created": now, "comment": comment}],
                 "os": "linux",
@@ -1047,9 +1053,9 @@ class ImageService:
             pc = parent.config
             image: dict[str, Any] = {
                 "architecture": pc.get("architecture") or "amd64",
-                "config": container_config(config),
+                "config": stored_config(config),
                 "container": container_id,
-                "container_config": container_config(run_config or {}),
+                "container_config": stored_config(run_config or {}),
                 "created": now,
                 "docker_version": DOCKER_VERSION,
                 "history": [*(pc.get("history") or []), history],
