@@ -182,6 +182,13 @@ class Harness:
             with contextlib.suppress(Exception):
                 runtime.delete(state_dir, force=True)
         for path in self.cgroup_paths:
+            # Other runtimes (runc) also make it in the named and unified hierarchies.
+            top = path.split("/")[0]
+            for hierarchy in os.listdir(CGROUP_ROOT):
+                base = os.path.join(CGROUP_ROOT, hierarchy, top)
+                for d, _, _ in sorted(os.walk(base), reverse=True):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(d)
             cg = cgroups.Cgroup.for_path(path)
             for _ in range(100):
                 for pid in cg.pids():
@@ -196,6 +203,11 @@ class Harness:
                     break
                 except OSError:
                     time.sleep(0.02)
+            for hierarchy in os.listdir(CGROUP_ROOT):
+                base = os.path.join(CGROUP_ROOT, hierarchy, top)
+                for d, _, _ in sorted(os.walk(base), reverse=True):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(d)
         for _ in range(250):
             pids = _processes_under(marker)
             if not pids:
@@ -260,7 +272,8 @@ def harness(tmp_path: Path, subreaper: None) -> Iterator[Harness]:
     finally:
         h.cleanup()
         leaked = _processes_under(str(tmp_path))
-        new_mounts = _mounts() - before
+        # Only this test's: other work on the machine mounts and unmounts meanwhile.
+        new_mounts = {m for m in _mounts() - before if m.startswith(str(tmp_path))}
         new_cgroups = {c for c in berth_cgroups() - cgroups_before if h.owns_cgroup(c)}
         shutil.rmtree(tmp_path, ignore_errors=True)
     assert not leaked, f"processes left behind: {leaked}"
