@@ -285,3 +285,19 @@ def test_namespaces_devices_and_more(fake_daemon: FakeDaemon) -> None:
         "StorageOpt": {"size": "1G"}, "VolumeDriver": "local", "VolumesFrom": ["other"],
         "Links": ["db:db"], "KernelMemory": None}
     assert body["Domainname"] == "dom"
+
+
+def test_network_endpoint(fake_daemon: FakeDaemon) -> None:
+    body = _create(fake_daemon, "--network", "mynet", "--network-alias", "web", "--ip",
+                   "10.0.0.5", "--ip6", "fd00::5", "--mac-address", "02:42:ac:11:00:02")
+    assert body["HostConfig"]["NetworkMode"] == "mynet"
+    assert body["NetworkingConfig"]["EndpointsConfig"] == {"mynet": {
+        "Aliases": ["web"], "IPAMConfig": {"IPv4Address": "10.0.0.5", "IPv6Address": "fd00::5"},
+        "MacAddress": "02:42:ac:11:00:02"}}
+    assert _create(fake_daemon)["NetworkingConfig"]["EndpointsConfig"] == {"default": {}}
+    assert _create(fake_daemon, "--network", "host")["NetworkingConfig"] == {
+        "EndpointsConfig": {}}
+    r = berth(fake_daemon, "run", "--network-alias", "x", "busybox")
+    assert (r.code, r.err) == (125, "berth: network-scoped aliases are only supported for "
+                                    "user-defined networks\n\nRun 'berth run --help' for more "
+                                    "information\n")

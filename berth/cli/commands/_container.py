@@ -149,7 +149,15 @@ def configure(p: Parser, *, run: bool) -> None:
     append_list(p, "-l", "--label", help="Set meta data on a container")
     p.flag("-m", "--memory", kind="bytes", help="Memory limit")
     p.flag("--name", kind="string", help="Assign a name to the container")
+    p.flag("--ip", kind="string", help="IPv4 address (e.g., 172.30.100.104)")
+    p.flag("--ip6", kind="string", help="IPv6 address (e.g., 2001:db8::33)")
+    append_list(p, "--link-local-ip", dest="link_local_ip",
+                help="Container IPv4/IPv6 link-local addresses")
+    p.flag("--mac-address", dest="mac_address", kind="string",
+           help="Container MAC address (e.g., 92:d0:c6:0a:29:33)")
     p.flag("--network", kind="network", help="Connect a container to a network")
+    append_list(p, "--network-alias", dest="network_alias",
+                help="Add network-scoped alias for the container")
     p.flag("--platform", kind="string", help="Set platform if server is multi-platform capable")
     p.flag("--privileged", action="store_true",
            help="Give extended privileges to this container")
@@ -192,6 +200,29 @@ class CreateSpec:
     @property
     def image(self) -> str:
         return str(self.body["Image"])
+
+
+def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
+    """``EndpointsConfig`` for the network joined: aliases, fixed addresses, MAC address."""
+    mode = args.network or "default"
+    user_defined = mode not in ("default", "bridge", "host", "none") and \
+        not mode.startswith("container:")
+    if args.network_alias and not user_defined:
+        raise OptionError("network-scoped aliases are only supported for user-defined networks")
+    if mode in ("host", "none") or mode.startswith("container:"):
+        return {}
+    endpoint: dict[str, Any] = {}
+    if args.network_alias:
+        endpoint["Aliases"] = list(args.network_alias)
+    ipam = {key: value for key, value in (("IPv4Address", args.ip), ("IPv6Address", args.ip6))
+            if value}
+    if args.link_local_ip:
+        ipam["LinkLocalIPs"] = list(args.link_local_ip)
+    if ipam:
+        endpoint["IPAMConfig"] = ipam
+    if args.mac_address:
+        endpoint["MacAddress"] = args.mac_address
+    return {mode: endpoint}
 
 
 def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
@@ -326,7 +357,7 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
         "Entrypoint": entrypoint,
         "Labels": labels,
         "HostConfig": host_config,
-        "NetworkingConfig": {"EndpointsConfig": {}},
+        "NetworkingConfig": {"EndpointsConfig": _endpoints(args)},
     }
     if exposed:
         body["ExposedPorts"] = exposed
