@@ -75,6 +75,11 @@ def compare_runs(work: Path, runs: int) -> dict[str, list[float] | str]:
     with_cgroup(bundle, "run")
     runtimes = {
         "berth-runtime": [str(VENV_BIN / "berth-runtime")],
+        # The same code through an interpreter without site (what an installed entry
+        # point with ``python -I -S`` and an explicit path would cost).
+        "berth-runtime -I -S": [sys.executable, "-I", "-S", "-c",
+                                f"import sys; sys.path.insert(0, {str(REPO)!r}); "
+                                "from berth.runtime.cli import main; main()"],
         "runc": ["runc"] if shutil.which("runc") else None,
         "crun": ["crun", "--cgroup-manager=disabled"] if shutil.which("crun") else None,
     }
@@ -83,7 +88,7 @@ def compare_runs(work: Path, runs: int) -> dict[str, list[float] | str]:
         if argv is None:
             results[name] = "not installed"
             continue
-        try:  # warm-up, and a check that it works here at all
+        try:  # warm-up (byte-compiles), and a check that it works here at all
             one_run(argv, work / f"root-{name}", bundle, f"bench-{name}-warm")
             results[name] = []
         except RuntimeError as e:
@@ -182,15 +187,15 @@ def main() -> None:
         medians = {}
         for name, samples in results.items():
             if isinstance(samples, str):
-                print(f"  {name:<14} {samples}")
+                print(f"  {name:<20} {samples}")
                 continue
             medians[name] = statistics.median(samples) * 1000
-            print(f"  {name:<14} median {medians[name]:6.1f} ms   "
+            print(f"  {name:<20} median {medians[name]:6.1f} ms   "
                   f"min {min(samples) * 1000:6.1f}   max {max(samples) * 1000:6.1f}")
-        base = medians.get("berth-runtime")
-        for other in ("runc", "crun"):
-            if base and other in medians:
-                print(f"  berth-runtime / {other}: {base / medians[other]:.2f}")
+        for mine in ("berth-runtime", "berth-runtime -I -S"):
+            for other in ("runc", "crun"):
+                if mine in medians and other in medians:
+                    print(f"  {mine} / {other}: {medians[mine] / medians[other]:.2f}")
         print("shims:")
         for key, value in shim_memory(work, args.containers).items():
             print(f"  {key}: {value}")
