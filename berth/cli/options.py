@@ -50,6 +50,10 @@ _RESOURCE_FLAGS = (
     ("blkio_weight", "--blkio-weight", "BlkioWeight", "uint16"),
     ("shm_size", "--shm-size", "ShmSize", "bytes"),
     ("oom_score_adj", "--oom-score-adj", "OomScoreAdj", "int"),
+    ("cpu_count", "--cpu-count", "CpuCount", "int"),
+    ("cpu_percent", "--cpu-percent", "CpuPercent", "int"),
+    ("io_maxbandwidth", "--io-maxbandwidth", "IOMaximumBandwidth", "bytes"),
+    ("io_maxiops", "--io-maxiops", "IOMaximumIOps", "uint64"),
 )
 
 
@@ -138,6 +142,8 @@ def parse_resource_flags(args: argparse.Namespace) -> dict[str, Any]:
             out[field_name] = nano_cpus(value)
         elif kind == "uint16":
             out[field_name] = go_int(value, flag, 16, unsigned=True)
+        elif kind == "uint64":
+            out[field_name] = go_int(value, flag, 64, unsigned=True)
         else:
             out[field_name] = go_int(value, flag)
     swappiness = out.get("MemorySwappiness")
@@ -553,3 +559,65 @@ def ram_in_bytes(text: str) -> int:
             (len(sfx) == 3 and sfx[1:] != "ib"):
         raise ValueError(f"invalid suffix: '{sfx}'")
     return int(size * _BINARY[sfx[0]])
+
+
+def device_limit(value: str, flag: str, kind: str) -> dict[str, Any]:
+    """``/dev/sda:1mb`` (bps), ``/dev/sda:1000`` (iops), ``/dev/sda:200`` (weight)."""
+    path, sep, amount = value.rpartition(":")
+    if not sep:
+        raise bad_flag(value, flag, f"bad format: {value}")
+    if not path.startswith("/dev/"):
+        raise bad_flag(value, flag, f"bad format for device path: {value}")
+    if kind == "weight":
+        if not amount.isdigit() or int(amount) > 0xFFFF:
+            raise bad_flag(value, flag, f"invalid weight for device: {value}")
+        return {"Path": path, "Weight": int(amount)}
+    if kind == "iops":
+        if not amount.isdigit():
+            raise bad_flag(value, flag, f"invalid rate for device: {value}. The correct format "
+                                        "is <device-path>:<number>. Number must be a positive "
+                                        "integer")
+        return {"Path": path, "Rate": int(amount)}
+    try:
+        rate = ram_in_bytes(amount)
+    except ValueError:
+        rate = -1
+    if rate < 0:
+        raise bad_flag(value, flag, f"invalid rate for device: {value}. The correct format is "
+                                    "<device-path>:<number>[<unit>]. Number must be a positive "
+                                    "integer. Unit is optional and can be kb, mb, or gb")
+    return {"Path": path, "Rate": rate}
+
+
+def parse_gpus(value: str) -> dict[str, Any]:
+    """``--gpus all|N|[count=N,][device=a,b,][driver=x,][capabilities=c]`` → a device request."""
+    import csv
+
+    request: dict[str, Any] = {"Driver": "", "Count": 0, "DeviceIDs": None,
+                               "Capabilities": None, "Options": {}}
+    caps: list[str] = []
+    for item in next(csv.reader([value]), []):
+        key, sep, val = item.partition("=")
+        if not sep:
+            key, val = "count", item
+        if key == "count":
+            if val == "all":
+                request["Count"] = -1
+            elif val.isdigit():
+                request["Count"] = int(val)
+            else:
+                raise bad_flag(value, "--gpus", f"invalid count ({val}): value must be either "
+                                                '"all" or an integer: invalid syntax')
+        elif key == "device":
+            request["DeviceIDs"] = val.split(",")
+        elif key == "driver":
+            request["Driver"] = val
+        elif key == "capabilities":
+            caps.append(val)
+        elif key == "options":
+            k, _, v = val.partition("=")
+            request["Options"][k] = v
+        else:
+            raise bad_flag(value, "--gpus", f"unexpected key '{key}' in '{item}'")
+    request["Capabilities"] = [sorted({"gpu", *caps})]
+    return request

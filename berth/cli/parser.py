@@ -139,6 +139,9 @@ class Parser(argparse.ArgumentParser):
                                f'strconv.ParseBool: parsing "{value}": invalid syntax')
                 continue
             if tok.startswith("--"):
+                if " " in name and name not in self._option_string_actions:
+                    # argparse would take it for an argument; pflag for an unknown flag
+                    raise flag_error(f"unknown flag: {name}", self.usage_line, self.verb)
                 expect_value = not eq and self._takes_value(name)
             elif tok.startswith("-") and len(tok) > 1:
                 for j in range(1, len(tok)):

@@ -301,3 +301,38 @@ def test_network_endpoint(fake_daemon: FakeDaemon) -> None:
     assert (r.code, r.err) == (125, "berth: network-scoped aliases are only supported for "
                                     "user-defined networks\n\nRun 'berth run --help' for more "
                                     "information\n")
+
+
+def test_block_io_devices_and_gpus(fake_daemon: FakeDaemon) -> None:
+    host = _create(fake_daemon, "--blkio-weight-device", "/dev/sda:200", "--device-read-bps",
+                   "/dev/sda:1mb", "--device-write-bps", "/dev/sdb:10", "--device-read-iops",
+                   "/dev/sda:1000", "--device-write-iops", "/dev/sda:5", "--gpus",
+                   "capabilities=compute,driver=nvidia,count=1")["HostConfig"]
+    assert {k: host[k] for k in ("BlkioWeightDevice", "BlkioDeviceReadBps",
+                                 "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+                                 "BlkioDeviceWriteIOps", "DeviceRequests")} == {
+        "BlkioWeightDevice": [{"Path": "/dev/sda", "Weight": 200}],
+        "BlkioDeviceReadBps": [{"Path": "/dev/sda", "Rate": 1048576}],
+        "BlkioDeviceWriteBps": [{"Path": "/dev/sdb", "Rate": 10}],
+        "BlkioDeviceReadIOps": [{"Path": "/dev/sda", "Rate": 1000}],
+        "BlkioDeviceWriteIOps": [{"Path": "/dev/sda", "Rate": 5}],
+        "DeviceRequests": [{"Driver": "nvidia", "Count": 1, "DeviceIDs": None,
+                            "Capabilities": [["compute", "gpu"]], "Options": {}}]}
+    gpus = _create(fake_daemon, "--gpus", '"device=0,1"')["HostConfig"]["DeviceRequests"]
+    assert gpus[0]["DeviceIDs"] == ["0", "1"] and gpus[0]["Count"] == 0
+    r = berth(fake_daemon, "create", "--device-read-bps", "/x/sda:1", "busybox")
+    assert r.err.startswith('invalid argument "/x/sda:1" for "--device-read-bps" flag: bad '
+                            "format for device path: /x/sda:1\n")
+
+
+def test_windows_only_flags_refused(fake_daemon: FakeDaemon) -> None:
+    r = berth(fake_daemon, "run", "--cpu-count", "2", "--io-maxiops", "100", "busybox")
+    assert (r.code, r.err) == (1, '"--cpu-count" is only supported on a berth daemon running '
+                                  "on windows, but the berth daemon is running on linux\n"
+                                  '"--io-maxiops" is only supported on a berth daemon running '
+                                  "on windows, but the berth daemon is running on linux\n")
+
+
+def test_unknown_flag_with_a_space(fake_daemon: FakeDaemon) -> None:
+    r = berth(fake_daemon, "create", "--gpus device=0,1", "busybox")
+    assert r.code == 125 and r.err.startswith("unknown flag: --gpus device\n")

@@ -14,6 +14,7 @@ from berth.cli.options import (
     OptionError,
     bad_flag,
     capabilities,
+    device_limit,
     dns_server,
     env_entry,
     expand_ports,
@@ -22,6 +23,7 @@ from berth.cli.options import (
     kv_map,
     log_opts,
     parse_device,
+    parse_gpus,
     parse_mount,
     parse_publish,
     parse_resource_flags,
@@ -52,6 +54,10 @@ def configure(p: Parser, *, run: bool) -> None:
     append_list(p, "-a", "--attach", help="Attach to STDIN, STDOUT or STDERR")
     p.flag("--blkio-weight", dest="blkio_weight", kind="uint16",
            help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)")
+    p.flag("--cpu-count", dest="cpu_count", kind="int",
+           help="CPU count (Windows only)")
+    p.flag("--cpu-percent", dest="cpu_percent", kind="int",
+           help="CPU percent (Windows only)")
     p.flag("--cpu-period", dest="cpu_period", kind="int",
            help="Limit CPU CFS (Completely Fair Scheduler) period")
     p.flag("--cpu-quota", dest="cpu_quota", kind="int",
@@ -102,6 +108,8 @@ def configure(p: Parser, *, run: bool) -> None:
     append_list(p, "--ulimit", help="Ulimit options")
     append_list(p, "--annotation", help="Add an annotation to the container (passed through to "
                                         "the OCI runtime)")
+    append_list(p, "--blkio-weight-device", dest="blkio_weight_device",
+                help="Block IO weight (relative device weight)")
     append_list(p, "--cap-add", dest="cap_add", help="Add Linux capabilities")
     p.flag("--cgroup-parent", dest="cgroup_parent", kind="string",
            help="Optional parent cgroup for the container")
@@ -113,6 +121,14 @@ def configure(p: Parser, *, run: bool) -> None:
     append_list(p, "--device", help="Add a host device to the container")
     append_list(p, "--device-cgroup-rule", dest="device_cgroup_rule",
                 help="Add a rule to the cgroup allowed devices list")
+    append_list(p, "--device-read-bps", dest="device_read_bps",
+                help="Limit read rate (bytes per second) from a device")
+    append_list(p, "--device-read-iops", dest="device_read_iops",
+                help="Limit read rate (IO per second) from a device")
+    append_list(p, "--device-write-bps", dest="device_write_bps",
+                help="Limit write rate (bytes per second) to a device")
+    append_list(p, "--device-write-iops", dest="device_write_iops",
+                help="Limit write rate (IO per second) to a device")
     p.flag("--disable-content-trust", dest="disable_content_trust", action="store_true",
            default=True, help="Skip image verification (default true)")
     append_list(p, "--dns-option", dest="dns_option", help="Set DNS options")
@@ -149,6 +165,12 @@ def configure(p: Parser, *, run: bool) -> None:
     append_list(p, "-l", "--label", help="Set meta data on a container")
     p.flag("-m", "--memory", kind="bytes", help="Memory limit")
     p.flag("--name", kind="string", help="Assign a name to the container")
+    p.flag("--io-maxbandwidth", dest="io_maxbandwidth", kind="bytes",
+           help="Maximum IO bandwidth limit for the system drive (Windows only)")
+    p.flag("--io-maxiops", dest="io_maxiops", kind="uint",
+           help="Maximum IOps limit for the system drive (Windows only)")
+    p.flag("--gpus", kind="gpu-request", help="GPU devices to add to the container ('all' to "
+                                              "pass all GPUs)")
     p.flag("--ip", kind="string", help="IPv4 address (e.g., 172.30.100.104)")
     p.flag("--ip6", kind="string", help="IPv6 address (e.g., 2001:db8::33)")
     append_list(p, "--link-local-ip", dest="link_local_ip",
@@ -234,7 +256,16 @@ def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
         raise e.status(verb, USAGE) from None
 
 
+_WINDOWS_ONLY = (("cpu_count", "--cpu-count"), ("cpu_percent", "--cpu-percent"),
+                 ("io_maxbandwidth", "--io-maxbandwidth"), ("io_maxiops", "--io-maxiops"))
+
+
 def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, str]) -> CreateSpec:
+    windows = [flag for dest, flag in _WINDOWS_ONLY if getattr(args, dest) is not None]
+    if windows:  # berthd runs on Linux; docker's CLI refuses these there, exit 1
+        raise StatusError(1, "\n".join(
+            f'"{flag}" is only supported on a berth daemon running on windows, but the berth '
+            "daemon is running on linux" for flag in windows))
     attach = [a.lower() for a in args.attach]
     for stream in attach:
         if stream not in ("stdin", "stdout", "stderr"):
@@ -329,6 +360,16 @@ def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, st
             host_config[field_name] = list(values)
     if args.device:
         host_config["Devices"] = [parse_device(d) for d in args.device]
+    for values, flag, field_name, kind in (
+            (args.blkio_weight_device, "--blkio-weight-device", "BlkioWeightDevice", "weight"),
+            (args.device_read_bps, "--device-read-bps", "BlkioDeviceReadBps", "bps"),
+            (args.device_write_bps, "--device-write-bps", "BlkioDeviceWriteBps", "bps"),
+            (args.device_read_iops, "--device-read-iops", "BlkioDeviceReadIOps", "iops"),
+            (args.device_write_iops, "--device-write-iops", "BlkioDeviceWriteIOps", "iops")):
+        if values:
+            host_config[field_name] = [device_limit(v, flag, kind) for v in values]
+    if args.gpus:
+        host_config["DeviceRequests"] = [parse_gpus(args.gpus)]
     if args.storage_opt:
         host_config["StorageOpt"] = kv_map(args.storage_opt)
     if args.annotation:
