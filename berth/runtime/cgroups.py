@@ -19,9 +19,12 @@ import contextlib
 import errno
 import os
 import time
-from typing import Any
 
 from berth.errors import Conflict, InvalidArgument, Unavailable
+
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 ROOT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "cpuset", "pids", "blkio", "devices", "freezer")

@@ -13,14 +13,15 @@ import json
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
 
 from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import container
 
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 DEFAULT_ROOT = "/run/berth-runtime"
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import resource
-from typing import Any
 
 from berth import linux
 from berth.errors import InvalidArgument, NotImplementedYet
 from berth.runtime import hooks as _hooks
 from berth.runtime import seccomp as _seccomp
 from berth.runtime.user import ANNOTATION as USER_ANNOTATION
+
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 # OCI namespace type -> clone flag.
 NAMESPACES: dict[str, int] = {

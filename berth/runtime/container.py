@@ -26,7 +26,6 @@ import select
 import signal
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from berth import linux
 from berth.errors import (
@@ -43,10 +42,11 @@ from berth.runtime import console as _console
 from berth.runtime import hooks as _hooks
 from berth.runtime import init as _init
 from berth.runtime import sync
-from berth.util import atomic_write, atomic_write_json, read_json, rfc3339_nano
 
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
     import socket
+    from typing import Any
 
 OCI_VERSION = "1.1.0"
 STATE_FILE = "state.json"
@@ -55,6 +55,38 @@ CREATE_TIMEOUT = 60.0
 START_TIMEOUT = 10.0
 
 Stdio = tuple[int | None, int | None, int | None]
+
+
+# berth.util's file helpers import tempfile, datetime and typing: together more than the
+# rest of ``berth-runtime run``'s imports. The runtime's state lives on a tmpfs and only
+# has to survive a crash of the process writing it, so these small versions do.
+def _write_file(path: str, data: bytes) -> None:
+    """Replace ``path`` atomically (a temporary file renamed over it)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _read_json(path: str) -> Any:
+    with open(path, "rb") as f:
+        return json.load(f)
+
+
+def _now_rfc3339_nano() -> str:
+    """``2024-01-02T03:04:05.123456789Z``, as Docker and runc write times."""
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
 def _proc_start_time(pid: int) -> int | None:
@@ -73,7 +105,7 @@ def _proc_start_time(pid: int) -> int | None:
 def load_spec(bundle: str) -> dict[str, Any]:
     path = os.path.join(bundle, "config.json")
     try:
-        spec = read_json(path)
+        spec = _read_json(path)
     except FileNotFoundError:
         raise NotFound(f"no config.json in bundle {bundle}") from None
     except (OSError, ValueError) as e:
@@ -203,16 +235,16 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             "pid_start": start_time,
             "bundle": bundle,
             "rootfs": cfg.rootfs,
-            "created": rfc3339_nano(),
+            "created": _now_rfc3339_nano(),
             "annotations": cfg.annotations,
             "owner": "",
             "cgroup": cg.to_json() if cg else None,
             "hooks": {k: v for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
         }
-        atomic_write_json(state_path, state, durable=False)
+        _write_file(state_path, json.dumps(state, separators=(",", ":")).encode())
         made.append(state_path)
         if pid_file:
-            atomic_write(pid_file, str(init_pid).encode(), durable=False)
+            _write_file(pid_file, str(init_pid).encode())
         return init_pid
     except BaseException:
         if init_pid:
@@ -280,7 +312,7 @@ def _reap(pid: int) -> None:
 
 def _load_state(state_dir: str) -> dict[str, Any]:
     try:
-        return read_json(os.path.join(state_dir, STATE_FILE))
+        return _read_json(os.path.join(state_dir, STATE_FILE))
     except FileNotFoundError:
         raise NotFound(f"container does not exist: no state in {state_dir}") from None
 

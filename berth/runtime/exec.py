@@ -223,9 +223,7 @@ def exec_process(state_dir: str, process: dict[str, Any], *, stdio: Stdio = (Non
             elif kind == sync.MSG_ERROR:
                 raise RuntimeFailure(str(msg.get("message")), int(msg.get("exit_code") or 125))
         if pid_file:
-            from berth.util import atomic_write
-
-            atomic_write(pid_file, str(pid).encode(), durable=False)
+            _container._write_file(pid_file, str(pid).encode())
         return pid
     except BaseException:
         if pid:

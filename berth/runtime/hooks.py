@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from berth.errors import InvalidArgument, RuntimeFailure
+
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 KINDS = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart",
          "poststop")

@@ -18,10 +18,13 @@ import json
 import os
 import struct
 import zlib
-from typing import Any
 
 from berth.errors import InvalidArgument, NotImplementedYet
 from berth.linux._libc import libc
+
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 # libseccomp's action values (seccomp.h); the binding itself (berth.linux.seccomp) is only
 # imported when a profile has to be compiled, which the cache below makes rare.

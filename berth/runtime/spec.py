@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
+if TYPE_CHECKING:
+    from typing import Any
 
 # Docker's default capability set (CapEff 00000000a80425fb for root).
 DEFAULT_CAPABILITIES: tuple[str, ...] = (

@@ -49,11 +49,11 @@ import _socket  # socket.py's enums and selectors cost milliseconds at start-up
 import array
 import json
 import os
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
     import socket
-from typing import Any
+    from typing import Any
 
 MSG_PID = "pid"
 MSG_READY = "ready"
