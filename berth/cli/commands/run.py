@@ -58,6 +58,8 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         except BerthError as e:
             raise _container.run_error(e, ctx.verb) from None
         stack.callback(pending.close)
+        # Raw before start, as docker: keys typed while it starts reach it unechoed.
+        stack.enter_context(_attach.raw_terminal(ctx, streams.tty and streams.stdin))
         try:
             client.request("POST", f"/containers/{container_id}/start").close()
         except BerthError as e:

@@ -47,6 +47,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         pending = _attach.send_wait(client, container_id,
                                     "removed" if auto_remove else "next-exit")
         stack.callback(pending.close)
+        stack.enter_context(_attach.raw_terminal(ctx, streams.tty and streams.stdin))
         try:
             client.request("POST", f"/containers/{container_id}/start").close()
         except Exception:
