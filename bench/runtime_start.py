@@ -180,6 +180,10 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--containers", type=int, default=10)
     args = ap.parse_args()
+    # Byte-compiled, as scripts/install-deps.sh leaves an installation (the environment
+    # may forbid writing bytecode on import).
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "berth")],
+                   check=True, stdout=subprocess.DEVNULL)
     work = Path(tempfile.mkdtemp(prefix="bench-runtime-"))
     try:
         results = compare_runs(work, args.runs)
