@@ -407,6 +407,11 @@ def test_events_pretty_filters_and_times(fake_daemon: FakeDaemon, utc: float) ->
     assert r.out == "container/start\nvolume/create\n"
     r = berth(fake_daemon, "events", "--format", "json")
     assert [json.loads(line) for line in r.out.splitlines()] == EVENTS
+    # byte for byte as docker 28 prints it: Go's field order, labels sorted
+    assert r.out.splitlines()[0] == (
+        '{"Type":"container","Action":"start","Actor":{"ID":"' + "a" * 64 + '","Attributes":'
+        '{"image":"busybox","name":"web"}},"scope":"local","time":1700000000,'
+        '"timeNano":1700000000123456789}')
 
 
 # -- commit / export / save ------------------------------------------------------------------------

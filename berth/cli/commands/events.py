@@ -35,6 +35,20 @@ def event_time(event: dict[str, Any]) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S") + f".{frac:09d}" + zone
 
 
+_ORDER = ("status", "id", "from", "Type", "Action", "Actor", "scope", "time", "timeNano")
+
+
+def event_json(event: dict[str, Any]) -> str:
+    """An event as Go marshals docker's ``events.Message``: its field order, sorted labels."""
+    ordered = {k: event[k] for k in _ORDER if k in event}
+    ordered.update({k: v for k, v in event.items() if k not in ordered})
+    actor = ordered.get("Actor")
+    if isinstance(actor, dict) and isinstance(actor.get("Attributes"), dict):
+        ordered["Actor"] = {**actor, "Attributes": dict(sorted(actor["Attributes"].items()))}
+    text = json.dumps(ordered, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
 def pretty(event: dict[str, Any]) -> str:
     """``TIME TYPE ACTION ID (k=v, ...)`` as docker's ``prettyPrintEvent``."""
     actor = event.get("Actor") or {}
@@ -72,7 +86,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             if not isinstance(event, dict):
                 continue
             if fmt == "json" or (fmt and fmt.strip() == "{{json .}}"):
-                ctx.out(json.dumps(event, separators=(",", ":")))
+                ctx.out(event_json(event))
             elif fmt:
                 try:
                     ctx.out(render_template(fmt, event))
