@@ -161,3 +161,47 @@ def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict
         return table(header, rows)
     fmt = fmt.replace("\\t", "\t").replace("\\n", "\n")
     return "".join(render_template(fmt, item) + "\n" for item in items)
+
+
+def indent_json(raw: str, indent: str = "    ") -> str:
+    """Go's ``json.Indent``: new whitespace around the tokens, string literals kept verbatim.
+
+    docker's ``inspect`` prints what the daemon sent this way, so escapes (or their absence)
+    in strings survive as they came.
+    """
+    out: list[str] = []
+    depth = 0
+    i, n = 0, len(raw)
+    while i < n:
+        ch = raw[i]
+        if ch == '"':
+            j = i + 1
+            while j < n and raw[j] != '"':
+                j += 2 if raw[j] == "\\" else 1
+            out.append(raw[i:j + 1])
+            i = j + 1
+            continue
+        if ch in " \t\r\n":
+            i += 1
+            continue
+        if ch in "{[":
+            k = i + 1
+            while k < n and raw[k] in " \t\r\n":
+                k += 1
+            if k < n and raw[k] == ("}" if ch == "{" else "]"):
+                out.append(ch + raw[k])  # empty: stays "{}" / "[]"
+                i = k + 1
+                continue
+            depth += 1
+            out.append(ch + "\n" + indent * depth)
+        elif ch in "}]":
+            depth -= 1
+            out.append("\n" + indent * depth + ch)
+        elif ch == ",":
+            out.append(",\n" + indent * depth)
+        elif ch == ":":
+            out.append(": ")
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out)

@@ -184,3 +184,14 @@ def test_display_messages_raises_stream_error() -> None:
 
     with pytest.raises(JSONMessageError, match="denied"):
         display_messages([{"errorDetail": {"message": "denied"}}], io.BytesIO())
+
+
+def test_indent_json_as_go_does() -> None:
+    from berth.cli.render import indent_json
+
+    raw = '[{"a": [], "b":{ },"c":"x, y: {\\"q\\"}","d":[1,2],"\\u00e9":"<&>"}]'
+    assert indent_json(raw) == (
+        '[\n    {\n        "a": [],\n        "b": {},\n        "c": "x, y: {\\"q\\"}",\n'
+        '        "d": [\n            1,\n            2\n        ],\n'
+        '        "\\u00e9": "<&>"\n    }\n]')
+    assert indent_json("[]") == "[]"

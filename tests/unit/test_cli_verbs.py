@@ -481,6 +481,10 @@ def test_inspect_json_and_format(fake_daemon: FakeDaemon) -> None:
     fake_daemon.route("GET", r"/containers/web/json", json_reply(obj))  # later routes win
     r = berth(fake_daemon, "inspect", "web")
     assert r.out == json.dumps([obj], indent=4) + "\n"
+    # the daemon's text, re-indented: escapes kept as sent (docker 28 prints the same)
+    fake_daemon.route("GET", r"/containers/u/json", Reply(200, b'{"L":{"\\u00e9":"\xc3\xbc"}}'))
+    assert berth(fake_daemon, "inspect", "u").out == (
+        '[\n    {\n        "L": {\n            "\\u00e9": "\u00fc"\n        }\n    }\n]\n')
     r = berth(fake_daemon, "inspect", "-f", "{{.State.Status}} {{json .Config}}", "web")
     assert r.out == 'running {"Env":["A=1"]}\n'
     r = berth(fake_daemon, "inspect", "nope")

@@ -31,9 +31,28 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def _get(ctx: Context, kind: str, name: str, size: bool) -> Any:
+def _get(ctx: Context, kind: str, name: str, size: bool) -> tuple[str, Any]:
+    """The object as the daemon sent it (text, kept for printing) and decoded."""
     params = {"size": True} if kind == "container" and size else None
-    return ctx.client.get_json(_ENDPOINTS[kind].format(name), params)
+    with ctx.client.request("GET", _ENDPOINTS[kind].format(name), params=params) as response:
+        raw = response.read().decode("utf-8", "replace")
+    return raw, json.loads(raw)
+
+
+def print_found(ctx: Context, found: list[tuple[str, Any]], fmt: str | None) -> None:
+    """A template per object, or the JSON array docker prints (the daemon's text re-indented)."""
+    if fmt and fmt != "json":
+        from berth.cli.template import TemplateError, render_template
+
+        for _, obj in found:
+            try:
+                ctx.out(render_template(fmt, obj))
+            except TemplateError as e:
+                raise StatusError(1, f"template parsing error: {e}") from None
+        return
+    from berth.cli.render import indent_json
+
+    ctx.out(indent_json("[" + ",".join(raw for raw, _ in found) + "]"))
 
 
 def run(ctx: Context, args: argparse.Namespace) -> int:
@@ -44,7 +63,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                              + ", ".join(f'"{t}"' for t in _TYPES))
     if kind and kind not in _ENDPOINTS:
         raise StatusError(1, f"Error response from daemon: inspecting {kind}s is not supported")
-    found: list[Any] = []
+    found: list[tuple[str, Any]] = []
     errors: list[str] = []
     for name in args.args:
         if kind:
@@ -65,16 +84,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
                 raise
         else:
             errors.append(f"Error: No such object: {name}")
-    if args.format and args.format != "json":
-        from berth.cli.template import TemplateError, render_template
-
-        for obj in found:
-            try:
-                ctx.out(render_template(args.format, obj))
-            except TemplateError as e:
-                raise StatusError(1, f"template parsing error: {e}") from None
-    else:
-        ctx.out(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
+    print_found(ctx, found, args.format)
     if errors:
         ctx.err("\n".join(errors))
         return 1

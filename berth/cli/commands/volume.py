@@ -10,7 +10,7 @@ from typing import Any
 from berth.cli import render
 from berth.cli.commands._each import for_each
 from berth.cli.commands.ps import encode_filters, parse_filters
-from berth.cli.context import Context, StatusError
+from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
 from berth.http.client import APIError
 
@@ -115,23 +115,18 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _inspect(ctx: Context, args: argparse.Namespace) -> int:
-    found: list[Any] = []
+    from berth.cli.commands.inspect import print_found
+
+    found: list[tuple[str, Any]] = []
     errors: list[str] = []
     for name in args.args:
         try:
-            found.append(ctx.client.get_json(f"/volumes/{name}"))
+            with ctx.client.request("GET", f"/volumes/{name}") as response:
+                raw = response.read().decode("utf-8", "replace")
+            found.append((raw, json.loads(raw)))
         except APIError as e:
             errors.append(f"Error response from daemon: {e.message}")
-    if args.format and args.format != "json":
-        from berth.cli.template import TemplateError, render_template
-
-        for obj in found:
-            try:
-                ctx.out(render_template(args.format, obj))
-            except TemplateError as e:
-                raise StatusError(1, f"template parsing error: {e}") from None
-    else:
-        ctx.out(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
+    print_found(ctx, found, args.format)
     if errors:
         ctx.err("\n".join(errors))
         return 1
