@@ -316,6 +316,12 @@ class Shim:
         for fd in list(self.outputs):
             self.close_output(fd)
         self.close_stdin_now()
+        # The container is gone: its cgroups (and runtime state) go too, now rather than at
+        # shutdown, so a shim that is never asked to shut down leaves none behind.
+        try:
+            runtime.delete(self.state_dir, force=True)
+        except BerthError as e:
+            print(f"shim: deleting the stopped container: {e}", file=sys.stderr)
         atomic_write_json(os.path.join(self.state_dir, protocol.EXIT_FILE), self.exit_info(),
                           durable=False)
         self.write_state()
@@ -590,6 +596,8 @@ class Shim:
             self.shutdown_requested = True
             self.respond(conn, protocol.ok())
         elif op == "stats":
+            if self.exited_at_mono is not None:
+                raise Conflict(f"container {self.id} is not running")
             self.respond(conn, protocol.ok(stats=runtime.stats(self.state_dir)))
         elif op == "pids":
             pids = [] if self.status == "stopped" else runtime.container_pids(self.state_dir)

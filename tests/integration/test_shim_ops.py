@@ -107,6 +107,11 @@ def test_oom_killed_reported_by_wait_and_exit_file(shims: Shims) -> None:
     assert res["exit_code"] == 137 and res["oom_killed"] is True
     with open(os.path.join(shim.state_dir, "exit.json")) as f:
         assert json.load(f)["oom_killed"] is True
+    # The cgroup went with the container, before any shutdown.
+    cg = Path("/sys/fs/cgroup/memory") / shims.harness.cgroup_paths[-1]
+    assert not cg.exists()
+    with pytest.raises(Conflict):
+        shim.stats()
     shim.shutdown()
 
 
