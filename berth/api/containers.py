@@ -44,7 +44,7 @@ def parse_filters(request: Request) -> dict[str, list[str]]:
 async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, half_close: bool) -> None:
     try:
         while True:
-            data = await src.read(65536)
+            data = await src.read(1 << 20)
             if not data:
                 break
             dst.write(data)

@@ -213,8 +213,10 @@ class ContainerService:
                 host_config[key] = default
         if not host_config.get("ShmSize"):
             host_config["ShmSize"] = _HOST_CONFIG_DEFAULTS["ShmSize"]
-        if not (host_config.get("LogConfig") or {}).get("Type"):
-            host_config["LogConfig"] = {"Type": "json-file", "Config": {}}
+        log_config = dict(host_config.get("LogConfig") or {})
+        log_config["Type"] = log_config.get("Type") or "json-file"
+        log_config["Config"] = log_config.get("Config") or {}
+        host_config["LogConfig"] = log_config
         if host_config["LogConfig"]["Type"] not in ("json-file", "none", "local"):
             raise errors.InvalidArgument(
                 f"failed to create task for container: logger: no log driver named "
@@ -374,6 +376,7 @@ class ContainerService:
             shutil.rmtree(state_dir, ignore_errors=True)
             raise
         state = record["State"]
+        state.pop("Health", None)
         state.update({"Status": "running", "Running": True, "Paused": False,
                       "Restarting": False, "OOMKilled": False, "Dead": False,
                       "Pid": int(reply.get("init_pid") or 0), "ExitCode": 0, "Error": "",
@@ -840,7 +843,8 @@ class ContainerService:
         retries = config.get("Retries") or 3
         start_period = (config.get("StartPeriod") or 0) / ns
         started = time.monotonic()
-        await self._set_health(cid, "starting", None)
+        if "Health" not in self._record(cid)["State"]:  # kept across a daemon restart
+            await self._set_health(cid, "starting", None)
         while True:
             await asyncio.sleep(interval)
             began = rfc3339_nano()
@@ -1258,25 +1262,19 @@ class ContainerService:
 
     async def archive_get(self, ref: str, path: str
                           ) -> tuple[dict[str, Any], AsyncIterator[bytes]]:
-        """(path stat, tar chunks) of ``path``; the tar's top entry is the path's base name."""
-        cm = self._rootfs(ref)
-        root, _ = await cm.__aenter__()
-        try:
-            res = await asyncio.to_thread(fs.resolve, root, path)
-            path_stat = await asyncio.to_thread(fs.stat_of, res, path)
-        except BaseException:
-            await cm.__aexit__(None, None, None)
-            raise
+        """(path stat, tar chunks) of ``path``; the tar's top entry is the path's base name.
+        The root is reached again when the body is read, so nothing stays mounted or locked
+        if the client leaves before it."""
+        path_stat = await self.archive_stat(ref, path)
         rebase = os.path.basename(path.rstrip("/")) if not path.endswith("/.") else "."
-        rebase = rebase or res.name or "."
+        rebase = rebase or path_stat["name"].strip("/") or "."
 
         async def chunks() -> AsyncIterator[bytes]:
-            try:
+            async with self._rootfs(ref) as (root, _):
+                res = await asyncio.to_thread(fs.resolve, root, path)
                 async for chunk in _threaded_tar(lambda out: fs.write_tree_tar(res, rebase,
                                                                                out)):
                     yield chunk
-            finally:
-                await cm.__aexit__(None, None, None)
 
         return path_stat, chunks()
 
@@ -1344,6 +1342,10 @@ class ContainerService:
                     "oom_killed": state.get("oom_killed")}))
             else:
                 live.monitor = self._spawn_task(self._monitor(cid, shim))
+                live.started_mono = time.monotonic()
+                healthcheck = record["Config"].get("Healthcheck") or {}
+                if healthcheck.get("Test") not in (None, [], ["NONE"]):
+                    live.health = self._spawn_task(self._health_loop(cid))
 
     async def shutdown(self, stop_containers: bool) -> None:
         """Leave (live restore) or stop every running container, then end our own tasks."""
