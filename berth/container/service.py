@@ -543,8 +543,9 @@ class ContainerService:
             log.warning("restart of %s failed: %s", cid[:12], exc.message)
 
     async def _auto_remove(self, cid: str) -> None:
+        """``--rm``: the container and its anonymous volumes go, as with Docker."""
         with contextlib.suppress(errors.NotFound, errors.Conflict):
-            await self.remove(cid, force=True)
+            await self.remove(cid, force=True, volumes=True)
 
     async def wait(self, ref: str, condition: str = "not-running") -> Callable[[], Any]:
         """Resolve the container now (so a missing one is a 404 before headers go out) and

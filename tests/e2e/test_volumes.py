@@ -49,6 +49,10 @@ def test_anonymous_volumes_and_prune(berthd: Berthd) -> None:
     assert run_ok(berthd, "volume", "ls", "-q") == ""
     run_ok(berthd, "volume", "create", "keepme")
     run_ok(berthd, "run", "--rm", "-v", "/anon2", "busybox", "true")
+    assert run_ok(berthd, "volume", "ls", "-q").split() == ["keepme"]
+    run_ok(berthd, "run", "-v", "/anon3", "--name", "leaves", "busybox", "true")
+    run_ok(berthd, "rm", "leaves")
+    assert len(run_ok(berthd, "volume", "ls", "-q").split()) == 2
     out = run_ok(berthd, "volume", "prune", "-f")
     assert "keepme" not in out
     assert run_ok(berthd, "volume", "ls", "-q").split() == ["keepme"]
