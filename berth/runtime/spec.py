@@ -155,11 +155,44 @@ def _bounding_caps() -> list[str]:
             if num <= CAP_LAST_CAP and mask & (1 << num)]
 
 
+_HOST_DEV_SKIP = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev", "console"}
+
+
+def host_devices(root: str = "/dev") -> list[dict[str, Any]]:
+    """Every character and block device under ``root`` as OCI ``linux.devices`` entries
+    (what ``--privileged`` gives a container), skipping pts, shm, mqueue and console."""
+    import stat
+
+    found: list[dict[str, Any]] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        if dirpath == root:
+            dirnames[:] = [d for d in dirnames if d not in _HOST_DEV_SKIP]
+        for name in filenames:
+            if dirpath == root and name in _HOST_DEV_SKIP:
+                continue
+            path = os.path.join(dirpath, name)
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode):
+                kind = "c"
+            elif stat.S_ISBLK(st.st_mode):
+                kind = "b"
+            else:
+                continue
+            found.append({"path": path, "type": kind, "major": os.major(st.st_rdev),
+                          "minor": os.minor(st.st_rdev), "fileMode": st.st_mode & 0o7777,
+                          "uid": st.st_uid, "gid": st.st_gid})
+    return found
+
+
 def privileged_spec_changes(spec: dict[str, Any]) -> dict[str, Any]:
     """``docker run --privileged`` applied to ``spec`` (in place; returned too): every
     capability we hold ourselves (a capability missing from our bounding set, such as
     CAP_SYS_RESOURCE on these machines, is left out rather than failing), no seccomp, no
-    masked or read-only paths, every device allowed, /sys and /sys/fs/cgroup writable."""
+    masked or read-only paths, every host device created and allowed, /sys and
+    /sys/fs/cgroup writable."""
     caps = _bounding_caps()
     process = spec.setdefault("process", {})
     process["capabilities"] = {"bounding": list(caps), "effective": list(caps),
@@ -170,6 +203,9 @@ def privileged_spec_changes(spec: dict[str, Any]) -> dict[str, Any]:
     lx["readonlyPaths"] = []
     resources = lx.setdefault("resources", {})
     resources["devices"] = [{"allow": True, "access": "rwm"}]
+    known = {d.get("path") for d in lx.get("devices") or ()}
+    lx["devices"] = [*(lx.get("devices") or ()),
+                     *(d for d in host_devices() if d["path"] not in known)]
     for m in spec.get("mounts") or ():
         if m.get("destination") in ("/sys", "/sys/fs/cgroup"):
             m["options"] = [o for o in m.get("options") or () if o != "ro"] + ["rw"]

@@ -213,6 +213,21 @@ def test_privileged_lifts_the_refusals(harness: Harness, probe: Path) -> None:
     assert got["CapEff"] == mine  # every capability we hold, none we lack
 
 
+def test_privileged_gets_the_host_devices(harness: Harness) -> None:
+    b = harness.bundle(["sh", "-c", "ls /dev"])
+    spec = json.loads((b / "config.json").read_text())
+    spec["linux"]["cgroupsPath"] = harness.cgroup_path("privdev")
+    privileged_spec_changes(spec)
+    (b / "config.json").write_text(json.dumps(spec))
+    code, out, err = harness.run(b)
+    assert code == 0, err
+    host = {n for n in os.listdir("/dev")
+            if not os.path.isdir(os.path.join("/dev", n)) and n != "console"
+            and (os.path.exists(os.path.join("/dev", n)))}
+    chars = {n for n in host if os.stat(os.path.join("/dev", n)).st_mode & 0o020000}
+    assert chars <= set(out.split())
+
+
 def test_ping_works_with_net_raw(harness: Harness) -> None:
     code, out, err = harness.run(harness.bundle(["ping", "-c", "1", "-W", "2", "127.0.0.1"]))
     assert code == 0, out + err
