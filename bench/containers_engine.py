@@ -133,8 +133,10 @@ def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
     docker(env, "rm", "-f", *ids)
 
     started = time.perf_counter()
-    out = subprocess.run([DOCKER_CLI, "run", "--name", "logbench", "busybox", "sh", "-c",
-                          WRITER], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    # One big log file on both engines (berth rotates at 20 MB by default, dockerd never).
+    out = subprocess.run([DOCKER_CLI, "run", "--name", "logbench", "--log-opt", "max-size=1g",
+                          "busybox", "sh", "-c", WRITER], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL)
     attached = time.perf_counter() - started
     if len(out.stdout) != LOG_BYTES:
         print(f"{name}: attached output {len(out.stdout)} bytes", file=sys.stderr)

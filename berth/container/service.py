@@ -217,10 +217,7 @@ class ContainerService:
         log_config["Type"] = log_config.get("Type") or "json-file"
         log_config["Config"] = log_config.get("Config") or {}
         host_config["LogConfig"] = log_config
-        if host_config["LogConfig"]["Type"] not in ("json-file", "none", "local"):
-            raise errors.InvalidArgument(
-                f"failed to create task for container: logger: no log driver named "
-                f"'{host_config['LogConfig']['Type']}' is registered")
+        _check_log_config(host_config["LogConfig"])
         host_config.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
         host_config.setdefault("AutoRemove", False)
         record: dict[str, Any] = {
@@ -349,12 +346,11 @@ class ContainerService:
                      durable=False)
         prepared = time.perf_counter()
         try:
-            log_config = record["HostConfig"].get("LogConfig") or {}
-            log_driver = log_config.get("Type") or "json-file"
+            log_driver, log_opts = _log_settings(record["HostConfig"])
             reply = await self.launcher.spawn({
                 "id": cid, "bundle": state_dir, "state_dir": state_dir,
                 "log_path": record["LogPath"] if log_driver != "none" else None,
-                "log_driver": log_driver, "log_opts": log_config.get("Config") or {},
+                "log_driver": log_driver, "log_opts": log_opts,
                 "stdin": bool(config.get("OpenStdin")),
                 "tty": bool(config.get("Tty")), "rootfs_mounts": mounts,
             })
@@ -1380,6 +1376,45 @@ def _record_of(row: Any) -> dict[str, Any]:
 
 _LOG_READ = 4 << 20
 _MAX_FRAME = 1 << 20
+
+
+# Logs must not fill the disk: without options, json-file and local rotate at these sizes
+# (the local driver's own defaults in Docker).
+_DEFAULT_LOG_OPTS = {"max-size": "20m", "max-file": "5"}
+
+
+def _check_log_config(log_config: dict[str, Any]) -> None:
+    from berth.shim.jsonlog import parse_size
+
+    driver = log_config["Type"]
+    if driver not in ("json-file", "none", "local"):
+        raise errors.InvalidArgument(f"failed to create task for container: logger: no log "
+                                     f"driver named '{driver}' is registered")
+    for key, value in (log_config.get("Config") or {}).items():
+        if key not in ("max-size", "max-file", "compress", "labels", "env", "tag",
+                       "labels-regex", "env-regex", "mode", "max-buffer-size"):
+            raise errors.InvalidArgument(f"unknown log opt '{key}' for {driver} log driver")
+        try:
+            if key == "max-size" and value not in ("", "-1"):
+                parse_size(str(value))
+            if key == "max-file" and int(value) < 1:
+                raise ValueError
+        except ValueError:
+            raise errors.InvalidArgument(f"invalid value for log opt {key}: {value!r}"
+                                         ) from None
+
+
+def _log_settings(host_config: dict[str, Any]) -> tuple[str, dict[str, str]]:
+    """(shim log driver, rotation options): ``local`` is kept as rotated json-file."""
+    log_config = host_config.get("LogConfig") or {}
+    driver = log_config.get("Type") or "json-file"
+    if driver == "none":
+        return "none", {}
+    opts = {k: str(v) for k, v in (log_config.get("Config") or {}).items()
+            if k in ("max-size", "max-file")}
+    if not opts.get("max-size"):
+        opts = dict(_DEFAULT_LOG_OPTS, **{k: v for k, v in opts.items() if v})
+    return "json-file", opts
 
 
 def _rotated_logs(path: str) -> list[Any]:

@@ -104,4 +104,10 @@ def test_log_drivers(berthd: Berthd) -> None:
     assert numbers == list(range(numbers[0], 2000))
     assert run_ok(berthd, "logs", "--tail", "600", cid).splitlines() == kept[-600:]
     run_ok(berthd, "rm", cid)
+    assert run_ok(berthd, "run", "--rm", "--log-driver", "local", "busybox", "echo",
+                  "kept") == "kept\n"
+    result = docker(berthd, "run", "--rm", "--log-opt", "max-size=lots", "busybox", "true")
+    assert result.returncode != 0 and b"max-size" in result.stderr
+    result = docker(berthd, "run", "--rm", "--log-driver", "syslogx", "busybox", "true")
+    assert result.returncode != 0 and b"syslogx" in result.stderr
     run_ok(berthd, "container", "prune", "-f")
