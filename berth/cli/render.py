@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from berth.util.humanize import human_duration, human_size
 
@@ -138,7 +139,7 @@ def go_json(value: object) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def format_items(fmt: str | None, items: Sequence[dict[str, str]], headers: dict[str, str],
+def format_items(fmt: str | None, items: Sequence[dict[str, Any]], headers: dict[str, str],
                  default: str) -> str:
     """Docker's ``--format`` for list commands: ``table [TEMPLATE]``, ``json`` or a template.
 

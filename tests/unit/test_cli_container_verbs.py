@@ -618,6 +618,8 @@ def test_ps_and_images_format(fake_daemon: FakeDaemon, utc: float) -> None:
     r = berth(fake_daemon, "ps", "--format", "{{.ID}} {{.Names}} {{.Labels}} {{.State}} "
               "{{.CreatedAt}} {{.Mounts}} {{.Networks}} {{.LocalVolumes}}")
     assert r.out == "aaaaaaaaaaaa web a=1 running 2023-11-14 22:13:20 +0000 UTC vol1 bridge 1\n"
+    r = berth(fake_daemon, "ps", "--format", "json")
+    assert json.loads(r.out)["Platform"] is None and '"Command":"\\"sleep 100\\""' in r.out
     r = berth(fake_daemon, "container", "ls", "--format", "table {{.Names}}\t{{.Status}}")
     assert r.out == "NAMES     STATUS\nweb       Up 2 seconds\n"
     r = berth(fake_daemon, "images", "--format", "json")

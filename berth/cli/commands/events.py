@@ -39,14 +39,14 @@ _ORDER = ("status", "id", "from", "Type", "Action", "Actor", "scope", "time", "t
 
 
 def event_json(event: dict[str, Any]) -> str:
-    """An event as Go marshals docker's ``events.Message``: its field order, sorted labels."""
+    """An event as docker prints ``events.Message``: Go's field order, sorted labels, and (unlike
+    other ``--format json`` output) no escaping of ``<>&``."""
     ordered = {k: event[k] for k in _ORDER if k in event}
     ordered.update({k: v for k, v in event.items() if k not in ordered})
     actor = ordered.get("Actor")
     if isinstance(actor, dict) and isinstance(actor.get("Attributes"), dict):
         ordered["Actor"] = {**actor, "Attributes": dict(sorted(actor["Attributes"].items()))}
-    text = json.dumps(ordered, separators=(",", ":"))
-    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)  # no HTML escaping
 
 
 def pretty(event: dict[str, Any]) -> str:

@@ -94,7 +94,7 @@ FIELD_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
                  "LocalVolumes": "LOCAL VOLUMES"}
 
 
-def fields(c: dict[str, Any], trunc: bool, now: float) -> dict[str, str]:
+def fields(c: dict[str, Any], trunc: bool, now: float) -> dict[str, Any]:
     """A container as ``--format`` templates see it (docker's ``ContainerContext``)."""
     import datetime as dt
 
@@ -112,7 +112,7 @@ def fields(c: dict[str, Any], trunc: bool, now: float) -> dict[str, str]:
         Networks=",".join(networks),
         LocalVolumes=str(sum(1 for m in c.get("Mounts") or [] if m.get("Driver") == "local")),
     )
-    return row
+    return {**row, "Platform": None}  # docker's field; no image platform is recorded
 
 
 def _id(c: dict[str, Any], trunc: bool) -> str:
