@@ -298,7 +298,12 @@ class Cgroup:
     def _apply_devices_v1(self, rules: list[dict[str, Any]] | None) -> None:
         allow = self._file("devices", "devices.allow") or ""
         deny = self._file("devices", "devices.deny") or ""
-        for rule in [*(rules or ()), *DEFAULT_DEVICE_RULES]:
+        rules = list(rules or ())
+        if not any(device_rule(r) == "a" for r in rules):
+            # Rules that do not say where to start start from nothing allowed: a spec whose
+            # resources leave out Docker's deny-all must not get every device.
+            rules.insert(0, {"allow": False, "access": "rwm"})
+        for rule in [*rules, *DEFAULT_DEVICE_RULES]:
             line = device_rule(rule)
             if line == "a":
                 _write(allow if rule.get("allow") else deny, "a")

@@ -136,6 +136,15 @@ def test_device_rules_refuse_a_disk(harness: Harness) -> None:
     assert "Operation not permitted" in err
 
 
+def test_resources_without_device_rules_still_deny_disks(harness: Harness) -> None:
+    b, _ = limited(harness, ["sh", "-c", "mknod /tmp/sda b 8 0; head -c1 /tmp/sda"], {})
+    spec = json.loads((b / "config.json").read_text())
+    spec["linux"]["resources"] = {"memory": {"limit": 64 << 20}}  # no devices at all
+    (b / "config.json").write_text(json.dumps(spec))
+    _, _, err = harness.run(b)
+    assert "Operation not permitted" in err
+
+
 def test_pause_resume_stats_update_pids(harness: Harness) -> None:
     b, path = limited(harness, ["sh", "-c", "sleep 100 & while :; do sleep 0.01; done"],
                       {"memory": {"limit": 64 << 20}, "pids": {"limit": 50}})
