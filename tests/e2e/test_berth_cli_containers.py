@@ -305,3 +305,35 @@ def test_stats_live_view_draws_frames(berthd: Berthd) -> None:
     assert frames[-1].startswith(b"CONTAINER ID   NAME ")
     assert b" box " in frames[-1] and frames[-1].rstrip(b"\n").endswith(b"\x1b[J") or \
         b" box " in frames[-2]
+
+
+def test_outputs_match_the_docker_cli(berthd: Berthd) -> None:
+    """The same daemon, the same question: berth answers byte for byte as docker 28 does."""
+    docker = "/usr/local/bin/docker"
+    since = int(time.time()) - 1
+    ok(berthd, "run", "--rm", "--name", "once", "busybox", "true")
+    ok(berthd, "run", "-d", "--name", "web", "-p", "8080:80", "--label", "a=b", "busybox",
+       "sleep", "300")
+    ok(berthd, "volume", "create", "v1")
+    ok(berthd, "exec", "web", "sh", "-c", "echo x > /tmp/f")
+    time.sleep(0.3)
+    until = int(time.time()) + 1
+    questions = [
+        ["events", "--since", str(since), "--until", str(until)],
+        ["events", "--since", str(since), "--until", str(until), "--format", "json"],
+        ["events", "--since", str(since), "--until", str(until), "-f", "type=container",
+         "--format", "{{.Action}} {{.Actor.Attributes.name}}"],
+        ["ps"], ["ps", "-a", "--no-trunc"], ["ps", "--format", "json"], ["images"],
+        ["images", "--digests"], ["volume", "ls"], ["system", "df"], ["port", "web"],
+        ["diff", "web"], ["top", "web"], ["history", "busybox"], ["inspect", "web"],
+        ["volume", "inspect", "v1"], ["port", "web", "443"], ["inspect", "nope"],
+    ]
+    for question in questions:
+        for _ in range(3):  # "2 seconds ago" may turn "3 seconds ago" between the two
+            theirs = subprocess.run([docker, *question], env=berthd.env(), capture_output=True,
+                                    timeout=60)
+            ours = berth(berthd, *question)
+            if ours.stdout == theirs.stdout:
+                break
+        assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout), question
+        assert ours.stderr.replace(b"berth", b"docker") == theirs.stderr, question
