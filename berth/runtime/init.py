@@ -6,10 +6,18 @@ When that is not possible — a PID namespace to *join* (``setns`` on a PID name
 applies to children), or a creator with threads, which must not raw-clone — it takes two
 stages as in runc: stage 1 (C1) joins/unshares the namespaces and forks stage 2 (C2).
 
-Either way the container's first process (``stage2``) builds the filesystem (``rootfs``),
-sets hostname, ``lo``, sysctls, rlimits, the user, capabilities and no_new_privs, resolves
-the command, reports ready and waits on ``exec.fifo``. Seccomp slots in last, right before
-the wait; cgroups and user namespaces slot in before the filesystem work.
+In a new user namespace, init first waits for the creator to write its id maps. It is
+moved into its cgroups by the creator while it works (or moves itself first, when it must
+then unshare a cgroup namespace). The container's first process (``stage2``) builds the
+filesystem (``rootfs``), lets the creator run the createRuntime hooks and runs the
+createContainer ones, pivots, makes the terminal (``console``), sets hostname, ``lo``,
+sysctls, rlimits, the user, capabilities and no_new_privs, loads seccomp (``seccomp``: before
+capabilities are dropped unless no_new_privs is set, as in runc), resolves the command,
+reports ready and waits on ``exec.fifo``. After ``start`` it runs the startContainer hooks
+and execs, or, with ``io.berth.init``, stays PID 1 as a reaper of the command (``_reaper``).
+
+Nothing can be imported once the rootfs is pivoted: everything used after ``pivot_root``
+is imported before the fork.
 
 Failures become one ``error`` message (see ``sync``) and ``os._exit``: nothing here may
 return into the creator's code, flush its buffers or run its handlers.
