@@ -7,8 +7,12 @@ A container's runtime state is a directory (``state_dir``):
 * ``exec.fifo`` — present from ``create`` until ``start``: init blocks opening it for
   writing, ``start`` opens it for reading (see ``sync`` for the bytes exchanged).
 
+* ``cgroup`` in ``state.json`` — where the container's cgroups are (``cgroups.Cgroup``), so
+  ``delete``, ``pause``, ``stats`` and ``update`` work from any process; ``hooks`` — the
+  poststart and poststop hooks, run by ``start`` and ``delete``.
+
 Status is derived, never stored: ``stopped`` if the init process is gone (or a zombie),
-``created`` while the fifo exists, else ``running``.
+``created`` while the fifo exists, ``paused`` while the freezer holds it, else ``running``.
 
 Reaping: usually init is cloned by the creator and is its child. When init takes two stages
 (see ``init``), its parent exits as soon as init is forked, so init is reparented to the
