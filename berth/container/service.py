@@ -17,6 +17,7 @@ import asyncio
 import calendar
 import collections
 import contextlib
+import copy
 import datetime as dt
 import functools
 import json
@@ -143,6 +144,10 @@ class ContainerService:
         self._live: dict[str, _Live] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._execs: dict[str, dict[str, Any]] = {}
+        # A copy of every record as last written, so ``ps`` (frequent, and run in a worker
+        # thread) reads no database; this service is the only writer of container rows.
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache_ready = False
 
     def _emit(self, action: str, record: dict[str, Any], **extra: str) -> None:
         """A container event with Docker's attributes (image, name, labels)."""
@@ -168,6 +173,19 @@ class ContainerService:
 
     async def _save(self, record: dict[str, Any]) -> None:
         await asyncio.to_thread(self.db.update_container, record["Id"], record)
+        self._remember(record)
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        self._cache[record["Id"]] = copy.deepcopy(record)
+
+    def _all_records(self) -> list[dict[str, Any]]:
+        """Every record, from the cache (read-only: never mutate what this returns)."""
+        if not self._cache_ready:
+            for row in self.db.list_containers():
+                record = _record_of(row)
+                self._cache.setdefault(record["Id"], record)
+            self._cache_ready = True
+        return list(self._cache.values())
 
     def _container_dir(self, cid: str) -> str:
         return os.path.join(self.data_root, "containers", cid)
@@ -278,7 +296,7 @@ class ContainerService:
 
     def volume_users(self, name: str) -> list[str]:
         """Ids of the containers that mount volume ``name`` (the volume service asks)."""
-        return [r["Id"] for r in (_record_of(row) for row in self.db.list_containers())
+        return [r["Id"] for r in self._all_records()
                 if any(p.get("Name") == name for p in r.get("Mounts") or [])]
 
     async def _insert(self, record: dict[str, Any], name: str | None) -> None:
@@ -286,12 +304,14 @@ class ContainerService:
             record["Name"] = "/" + validate_name(name)
             await asyncio.to_thread(self.db.put_container, record["Id"], record["Name"][1:],
                                     record["Image"], record["Id"], record["Created"], record)
+            self._remember(record)
             return
         for attempt in range(20):
             record["Name"] = "/" + random_name(attempt)
             try:
                 await asyncio.to_thread(self.db.put_container, record["Id"], record["Name"][1:],
                                         record["Image"], record["Id"], record["Created"], record)
+                self._remember(record)
                 return
             except errors.AlreadyExists:
                 continue
@@ -657,6 +677,7 @@ class ContainerService:
             shutil.rmtree(state_dir, ignore_errors=True)
             await asyncio.to_thread(self.images.remove_rootfs, cid)
             await asyncio.to_thread(self.db.delete_container, cid)
+            self._cache.pop(cid, None)
             shutil.rmtree(self._container_dir(cid), ignore_errors=True)
             if volumes and self.volumes is not None:
                 for point in record.get("Mounts") or []:
@@ -688,7 +709,7 @@ class ContainerService:
     def list(self, all: bool = False, limit: int | None = None,
              filters: dict[str, list[str]] | None = None,
              size: bool = False) -> list[dict[str, Any]]:
-        records = [_record_of(row) for row in self.db.list_containers()]
+        records = self._all_records()
         records.sort(key=lambda r: r["Created"], reverse=True)
         filters = dict(filters or {})
         for key in ("before", "since"):
@@ -1312,8 +1333,8 @@ class ContainerService:
 
     async def restore(self) -> None:
         """Reconnect to the shims of containers that ran before the daemon (re)started."""
-        for row in await asyncio.to_thread(self.db.list_containers):
-            record = _record_of(row)
+        for record in await asyncio.to_thread(self._all_records):
+            record = copy.deepcopy(record)
             cid = record["Id"]
             if not record["State"]["Running"]:
                 state = record["State"]
@@ -1347,7 +1368,7 @@ class ContainerService:
     async def shutdown(self, stop_containers: bool) -> None:
         """Leave (live restore) or stop every running container, then end our own tasks."""
         if stop_containers:
-            running = [r for r in (_record_of(row) for row in self.db.list_containers())
+            running = [r for r in self._all_records()
                        if r["State"]["Running"]]
             await asyncio.gather(*(self.stop(r["Id"], timeout=10, manual=False)
                                    for r in running), return_exceptions=True)
@@ -1357,7 +1378,7 @@ class ContainerService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def counts(self) -> dict[str, int]:
-        records = [_record_of(row) for row in self.db.list_containers()]
+        records = self._all_records()
         running = sum(1 for r in records if r["State"]["Running"] and not r["State"]["Paused"])
         paused = sum(1 for r in records if r["State"]["Paused"])
         return {"Containers": len(records), "ContainersRunning": running,
