@@ -132,3 +132,11 @@ def test_management_alias_keeps_its_own_name_in_help() -> None:
     out = io.BytesIO()
     assert main(["volume", "list", "--help"], stdout=out, stderr=io.BytesIO(), environ={}) == 0
     assert out.getvalue().decode().startswith("Usage:  berth volume list [OPTIONS]")
+
+
+@pytest.mark.parametrize("args", [["run", "--help"], ["exec", "--help"], ["cp", "--help"],
+                                  ["start", "--help"], ["stats", "--help"]])
+def test_verbs_leave_heavy_stdlib_modules_alone(args: list[str]) -> None:
+    """dataclasses (it imports inspect, ~10 ms) and tarfile only when a copy runs."""
+    loaded = _modules_after(*args)
+    assert not loaded & {"dataclasses", "inspect", "tarfile", "asyncio"}

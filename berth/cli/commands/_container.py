@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from berth.cli.context import Context, StatusError
@@ -210,14 +209,14 @@ def configure(p: Parser, *, run: bool) -> None:
     p.command_positionals()
 
 
-@dataclass
 class CreateSpec:
     """The create request: the body of ``POST /containers/create`` and its query."""
 
-    body: dict[str, Any]
-    name: str | None = None
-    platform: str | None = None
-    warnings: list[str] = field(default_factory=list)
+    def __init__(self, body: dict[str, Any], name: str | None = None,
+                 platform: str | None = None) -> None:
+        self.body = body
+        self.name = name
+        self.platform = platform
 
     @property
     def image(self) -> str:

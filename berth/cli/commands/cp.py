@@ -21,10 +21,8 @@ import base64
 import json
 import os
 import posixpath
-import tarfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import IO, Any
 
 from berth.cli.context import Context, StatusError
@@ -51,12 +49,11 @@ def configure(p: Parser) -> None:
     p.positionals(2, 2)
 
 
-@dataclass
 class PathStat:
-    name: str
-    size: int
-    mode: int
-    link_target: str
+    """A container path's stat, as the archive endpoints report it."""
+
+    def __init__(self, name: str, size: int, mode: int, link_target: str) -> None:
+        self.name, self.size, self.mode, self.link_target = name, size, mode, link_target
 
     @property
     def is_dir(self) -> bool:
@@ -132,57 +129,6 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
 
 # -- out of a container -----------------------------------------------------------------------
 
-def _rebase(name: str, old: str, new: str) -> str:
-    """moby's ``RebaseArchiveEntries``: the first path element ``old`` becomes ``new``."""
-    if old in ("", "/"):
-        return name
-    first, sep, rest = name.partition("/")
-    if first != old:
-        return name
-    return new + sep + rest
-
-
-class _NoChownTar(tarfile.TarFile):
-    """Extraction as docker's CLI does it: no lchown (``NoLchown``), ownership is not ours."""
-
-    def chown(self, tarinfo: tarfile.TarInfo, targetpath: str, numeric_owner: bool) -> None:
-        return
-
-
-def _safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-    """tarfile's ``tar`` filter (no absolute names, nothing outside ``dest``), modes kept."""
-    checked = tarfile.tar_filter(member, dest)
-    return checked.replace(mode=member.mode, deep=False)
-
-
-def _extract(stream: IO[bytes], dest_dir: str, old: str, new: str) -> None:
-    """Extract a tar stream into ``dest_dir``, renaming ``old`` → ``new``."""
-    with _NoChownTar.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            member.name = _rebase(member.name, old, new)
-            if member.islnk():
-                member.linkname = _rebase(member.linkname, old, new)
-            try:  # checked before anything on disk is touched for it
-                member = _safe(member, dest_dir)
-            except tarfile.FilterError as e:
-                raise StatusError(1, f"refusing to extract {member.name!r}: {e}") from None
-            target = os.path.join(dest_dir, member.name)
-            # NoOverwriteDirNonDir: never replace a directory by a file or a file by a directory.
-            if os.path.lexists(target) and member.name.strip("/.") != "":
-                is_dir = os.path.isdir(target) and not os.path.islink(target)
-                if is_dir and not member.isdir():
-                    raise StatusError(1, f"cannot overwrite directory \"{target}\" with "
-                                         f"non-directory \"{member.name}\"")
-                if member.isdir() and not is_dir:
-                    raise StatusError(1, f"cannot overwrite non-directory \"{target}\" with "
-                                         f"directory \"{member.name}\"")
-                if not is_dir and not member.isdir():
-                    os.unlink(target)
-            try:
-                tar.extract(member, dest_dir, set_attrs=True, filter=_safe)
-            except tarfile.FilterError as e:
-                raise StatusError(1, f"refusing to extract {member.name!r}: {e}") from None
-
 
 def _local_destination(path: str) -> tuple[bool, bool, str]:
     """(exists, is_dir, path) for a local destination, following symlinks as docker does."""
@@ -200,6 +146,8 @@ def _local_destination(path: str) -> tuple[bool, bool, str]:
 
 def copy_from(ctx: Context, args: argparse.Namespace, container: str, src_path: str,
               dst_path: str) -> int:
+    from berth.cli.commands import _tar
+
     client = ctx.client
     rebase_name = ""
     if args.follow_link:
@@ -235,37 +183,12 @@ def copy_from(ctx: Context, args: argparse.Namespace, container: str, src_path: 
         else:
             into, new = dst_dir, dst_base
         progress = _Progress(ctx, args.quiet)
-        _extract(response.fileobj(), into, src_base, new)
+        _tar.extract(response.fileobj(), into, src_base, new)
         progress.done(response.bytes_read, dst_path)
     return 0
 
 
 # -- into a container -------------------------------------------------------------------------
-
-class _GoTarWriter(tarfile.TarFile):
-    """Ends an archive as Go's archive/tar does: two zero blocks, no padding to 10 KiB."""
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        try:
-            self.fileobj.write(tarfile.NUL * (tarfile.BLOCKSIZE * 2))
-            self.offset += tarfile.BLOCKSIZE * 2
-        finally:
-            if not self._extfileobj:
-                self.fileobj.close()
-
-
-def _tar_source(path: str, arcname: str, write: IO[bytes]) -> None:
-    with _GoTarWriter.open(fileobj=write, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        tar.add(path, arcname=arcname, recursive=True, filter=_whole_seconds)
-
-
-def _whole_seconds(info: tarfile.TarInfo) -> tarfile.TarInfo:
-    """Modification times to the second, as docker's archives carry them (no PAX record)."""
-    info.mtime = int(info.mtime)
-    return info
 
 
 def _resolve_source(path: str, follow: bool) -> tuple[str, str]:
@@ -287,6 +210,8 @@ def _resolve_source(path: str, follow: bool) -> tuple[str, str]:
 
 def copy_to(ctx: Context, args: argparse.Namespace, src_path: str, container: str,
             dst_path: str) -> int:
+    from berth.cli.commands import _tar
+
     client = ctx.client
     target_path = dst_path
     stat: PathStat | None
@@ -340,7 +265,7 @@ def copy_to(ctx: Context, args: argparse.Namespace, src_path: str, container: st
 
     def produce() -> None:
         try:
-            _tar_source(os.path.join(src_dir, src_base), arcname, writer)
+            _tar.write_tar(os.path.join(src_dir, src_base), arcname, writer)
         except BaseException as e:  # noqa: BLE001 - reported by the main thread
             failure.append(e)
         finally:
