@@ -598,6 +598,10 @@ class ContainerService:
         if not record["State"]["Running"]:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {record['Id']} is "
                                   "not running")
+        if sig == 9:
+            # As dockerd: a SIGKILL from the user is a stop no restart policy undoes.
+            live = self._live_for(record["Id"])
+            live.stopping = live.manual_stop = True
         try:
             await ShimClient(self._state_dir(record["Id"])).kill(sig)
             self._emit("kill", record, signal=str(sig))
