@@ -175,10 +175,57 @@ def _mounts_under(root: str) -> list[str]:
     return found
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _container_ids(root: str) -> set[str]:
+    ids: set[str] = set()
+    for sub in ("d/containers", "r/containers"):
+        with contextlib.suppress(OSError):
+            ids.update(name for name in os.listdir(os.path.join(root, sub)) if len(name) == 64)
+    return ids
+
+
+def _cgroup_dirs(container_ids: set[str]) -> list[str]:
+    found = []
+    with contextlib.suppress(OSError):
+        for hierarchy in os.listdir(CGROUP_ROOT):
+            base = os.path.join(CGROUP_ROOT, hierarchy, "berth")
+            for cid in container_ids:
+                if os.path.isdir(os.path.join(base, cid)):
+                    found.append(os.path.join(base, cid))
+    return found
+
+
+def _remove_cgroup(path: str) -> None:
+    with contextlib.suppress(OSError), open(os.path.join(path, "cgroup.procs")) as f:
+        for pid in f.read().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)
+
+
+def remove_empty_cgroup_parents() -> None:
+    """The shared ``berth`` parent of every hierarchy goes once no container uses it."""
+    with contextlib.suppress(OSError):
+        for hierarchy in os.listdir(CGROUP_ROOT):
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.join(CGROUP_ROOT, hierarchy, "berth"))
+
+
 def cleanup_root(root: str) -> list[str]:
-    """Kill what still runs from this root and unmount what is mounted under it; return what
-    had to be cleaned, so a test can assert the engine left nothing."""
+    """Kill what still runs from this root, unmount what is mounted under it and remove its
+    containers' cgroups; return what had to be cleaned, so a test can assert the engine left
+    nothing."""
     leaks = []
+    container_ids = _container_ids(root)
     for pid in _processes_mentioning(root):
         leaks.append(f"process {pid}")
         with contextlib.suppress(ProcessLookupError):
@@ -186,6 +233,10 @@ def cleanup_root(root: str) -> list[str]:
     for point in sorted(_mounts_under(root), key=len, reverse=True):
         leaks.append(f"mount {point}")
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
+    for path in _cgroup_dirs(container_ids):
+        leaks.append(f"cgroup {path}")
+        _remove_cgroup(path)
+    remove_empty_cgroup_parents()
     shutil.rmtree(root, ignore_errors=True)
     return leaks
 
