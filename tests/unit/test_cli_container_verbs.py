@@ -697,3 +697,46 @@ def test_cp_out_never_touches_a_path_outside(fake_daemon: FakeDaemon, tmp_path: 
     _serve_archive(fake_daemon, {"/d": (DIR_MODE, _tar({"../victim": b"pwned"}))})
     assert berth(fake_daemon, "cp", "web:/d", str(dest)).code == 1
     assert victim.read_text() == "keep"
+
+
+def test_stats_live_follows_container_events(fake_daemon: FakeDaemon) -> None:
+    """No names: containers join as their ``start`` event arrives and leave when they die."""
+    import os
+    import subprocess
+    import sys
+
+    started = dict(STATS, id="b" * 64, name="/late")
+
+    def events(req: Any) -> Reply:
+        def body() -> Iterator[bytes]:
+            time.sleep(0.3)
+            yield encode_json_message({"Type": "container", "Action": "start",
+                                       "Actor": {"ID": "b" * 64}})
+            time.sleep(1.2)
+            yield encode_json_message({"Type": "container", "Action": "die",
+                                       "Actor": {"ID": "a" * 64}})
+            time.sleep(5)
+        return Reply(200, body(), {"Content-Type": "application/json"})
+
+    def stats(req: Any) -> Reply:
+        sample = started if req.groups[0] == "b" * 64 else STATS
+
+        def body() -> Iterator[bytes]:
+            yield json.dumps(sample).encode() + b"\n"
+            time.sleep(5)
+        return Reply(200, body(), {"Content-Type": "application/json"})
+
+    fake_daemon.route("GET", "/events", events)
+    fake_daemon.route("GET", "/containers/json", json_reply([{"Id": "a" * 64}]))
+    fake_daemon.route("GET", r"/containers/(\w+)/stats", stats)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "berth.cli.main", "-H", fake_daemon.host,
+                             "stats", "--format", "{{.Name}}"], stdout=subprocess.PIPE,
+                            env=dict(os.environ, PYTHONPATH=str(repo)), cwd=repo)
+    time.sleep(3)
+    proc.kill()
+    out, _ = proc.communicate()
+    frames = [f.decode() for f in out.split(b"\x1b[H") if f]
+    assert any("web \x1b[K\nlate \x1b[K\n" in f for f in frames)
+    assert frames[-1] == "late \x1b[K\n \x1b[K\n\x1b[J"
+    assert fake_daemon.last("GET", "/events").arg("filters") == '{"type":{"container":true}}'

@@ -170,23 +170,27 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     if args.no_stream:
         return _one_shot(ctx, names or _running(client, args.all), fmt, trunc,
                          explicit=bool(names))
-    watchers: dict[str, _Watcher] = {n: _Watcher(client, n).start() for n in names}
+    watchers: dict[str, _Watcher] = {}
+    lock = threading.Lock()
     if names:
+        watchers.update({n: _Watcher(client, n).start() for n in names})
         for w in watchers.values():
             w.first.wait(5)
         errors = [w.error for w in watchers.values() if w.error]
         if errors:
             raise StatusError(1, "\n".join(errors))
-    while True:
-        if not names:
-            current = _running(client, args.all)
-            for ident in current:
+    else:
+        # As docker: follow container events first, then take the list, so none slips by.
+        threading.Thread(target=_follow_events, args=(client, watchers, lock, args.all),
+                         name="events", daemon=True).start()
+        for ident in _running(client, args.all):
+            with lock:
                 if ident not in watchers:
                     watchers[ident] = _Watcher(client, ident).start()
-            for ident in list(watchers):
-                if ident not in current:
-                    del watchers[ident]
-        rows = [entry(n, w.stats, trunc) for n, w in watchers.items()
+    while True:
+        with lock:
+            current = list(watchers.items())
+        rows = [entry(n, w.stats, trunc) for n, w in current
                 if not (w.done and not names and w.error)]
         text = render.format_items(fmt, rows, HEADERS, DEFAULT_FORMAT)
         # docker's frame: cursor home, each line (and the empty one after the last) ending in
@@ -194,10 +198,32 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
         frame = "\x1b[H" + "".join(f"{line} \x1b[K\n" for line in text.split("\n")) + "\x1b[J"
         ctx.stdout.write(frame.encode())
         ctx.stdout.flush()
-        if names and all(w.done for w in watchers.values()):
+        if names and all(w.done for _, w in current):
             return 0
         with contextlib.suppress(InterruptedError):
             time.sleep(0.5)
+
+
+def _follow_events(client: Client, watchers: dict[str, _Watcher], lock: threading.Lock,
+                   all_: bool) -> None:
+    """Add containers as they start (or, with ``-a``, are created); drop them as they die."""
+    from berth.cli.commands.ps import encode_filters
+    from berth.http.frames import iter_json_messages
+
+    params = {"filters": encode_filters({"type": ["container"]})}
+    try:
+        with client.request("GET", "/events", params=params) as response:
+            for event in iter_json_messages(response.iter_chunks(), check=False):
+                action = str(event.get("Action") or event.get("status") or "")
+                ident = str((event.get("Actor") or {}).get("ID") or event.get("id") or "")
+                with lock:
+                    if action == "start" or (action == "create" and all_):
+                        if ident and ident not in watchers:
+                            watchers[ident] = _Watcher(client, ident).start()
+                    elif action == "destroy" or (action == "die" and not all_):
+                        watchers.pop(ident, None)
+    except (BerthError, OSError):
+        return
 
 
 def _one_shot(ctx: Context, names: list[str], fmt: str | None, trunc: bool,
