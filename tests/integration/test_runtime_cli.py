@@ -91,6 +91,20 @@ def test_runc_spec_bundle_runs(harness: Harness, tmp_path: Path) -> None:
     assert lines[3] == "ro"  # runc spec makes the root read-only
 
 
+@pytest.mark.skipif(shutil.which("crun") is None, reason="crun is not installed")
+def test_crun_spec_bundle_runs(harness: Harness, tmp_path: Path) -> None:
+    bundle = tmp_path / "crun-bundle"
+    extract_rootfs(bundle / "rootfs")
+    subprocess.run(["crun", "spec"], cwd=bundle, check=True)
+    spec = json.loads((bundle / "config.json").read_text())
+    spec["process"]["terminal"] = False
+    spec["process"]["args"] = ["sh", "-c", "hostname; echo $$; id -u; exit 7"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    res = cli(tmp_path / "root", "run", "--bundle", str(bundle), "cs", check=False)
+    assert res.returncode == 7, res.stderr
+    assert res.stdout.splitlines() == ["crun", "1", "0"]
+
+
 def test_run_forwards_signals(harness: Harness, tmp_path: Path) -> None:
     bundle = harness.bundle(["sh", "-c", "trap 'echo got-term; exit 9' TERM; echo ready; "
                                          "while true; do sleep 0.05; done"])
