@@ -639,6 +639,11 @@ class ContainerService:
             with contextlib.suppress(ShimGone, errors.Conflict):
                 await shim.kill(sig)
                 self._emit("kill", record, signal=str(sig))
+            if record["State"].get("Paused"):
+                # A frozen process gets its stop signal only once thawed, as with dockerd.
+                with contextlib.suppress(ShimGone, errors.Conflict, errors.NotImplementedYet):
+                    await shim.request("resume")
+                    await self._set_paused(cid, False)
             if timeout < 0:
                 await exited
             else:

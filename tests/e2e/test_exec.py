@@ -110,6 +110,14 @@ def test_stats_pause_update(berthd: Berthd) -> None:
     run_ok(berthd, "unpause", cid)
     run_ok(berthd, "exec", cid, "true")
     run_ok(berthd, "rm", "-f", cid)
+    trapper = run_ok(berthd, "run", "-d", "busybox", "sh", "-c",
+                     "trap 'exit 5' TERM; while :; do sleep 0.1; done").strip()
+    time.sleep(0.3)
+    run_ok(berthd, "pause", trapper)
+    run_ok(berthd, "stop", "-t", "5", trapper)  # thawed, so the trap runs
+    assert run_ok(berthd, "inspect", "-f", "{{.State.ExitCode}} {{.State.Paused}}",
+                  trapper).split() == ["5", "false"]
+    run_ok(berthd, "rm", trapper)
 
 
 def test_stats_stream(berthd: Berthd) -> None:
