@@ -134,7 +134,12 @@ def podman_runs(runs: int) -> list[float] | None:
     try:
         subprocess.run([*base, "load", "-i", str(FIXTURES / "busybox-docker-save.tar")],
                        check=True, capture_output=True)
-        return timed([*base, "run", "--rm", "--network", "none", "busybox", "true"], runs)
+        # Root here lacks CAP_SYS_RESOURCE: podman's default rlimits cannot be applied.
+        return timed([*base, "run", "--rm", "--network", "none", "--ulimit", "host", "busybox",
+                      "true"], runs)
+    except RuntimeError as exc:
+        print(f"skipped podman: {exc}", file=sys.stderr)
+        return None
     finally:
         subprocess.run([*base, "system", "reset", "-f"], capture_output=True)
         subprocess.run(["umount", "-R", str(root)], capture_output=True)
