@@ -361,7 +361,10 @@ class Server:
                 if chunk:
                     await conn.send(h11.Data(data=chunk))
         finally:
+            # Wait for the watcher to be gone: the next request on this connection reads the
+            # same stream, and two readers at once is an error.
             closed.cancel()
+            await asyncio.wait({closed})
             aclose = getattr(response.chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):

@@ -43,6 +43,9 @@ def test_500_concurrent_requests(berthd: Berthd) -> None:
     at = log.find("internal error")
     assert len(statuses) == 500 and not bad, (bad[:10], log[at:at + 3000] if at >= 0 else "")
     assert berthd.json("GET", f"{API}/containers/json", query={"all": 1}) == []
+    failures = [line for line in berthd.logs().splitlines()
+                if " ERROR " in line or "Traceback" in line]
+    assert not failures, failures[:10]
 
 
 def _usage(pid: int) -> tuple[int, int, int]:
