@@ -374,7 +374,12 @@ def _apply_host_config(spec: dict[str, Any], record: dict[str, Any],
     linux["cgroupsPath"] = f"berth/{record['Id']}"
     res = resources(host_config)
     if res:
-        linux["resources"] = res
+        # Merged into Docker's defaults, so the deny-all device rule stays first.
+        merged = linux.setdefault("resources", {})
+        devices = merged.get("devices", []) + res.pop("devices", [])
+        merged.update(res)
+        if devices:
+            merged["devices"] = devices
     caps = capabilities(host_config)
     process["capabilities"] = {"bounding": list(caps), "effective": list(caps),
                                "permitted": list(caps)}
@@ -389,7 +394,7 @@ def _apply_host_config(spec: dict[str, Any], record: dict[str, Any],
     if rlimits:
         process["rlimits"] = rlimits
     if host_config.get("Sysctls"):
-        linux["sysctl"] = dict(host_config["Sysctls"])
+        linux.setdefault("sysctl", {}).update(host_config["Sysctls"])
     gids = []
     for group in host_config.get("GroupAdd") or []:
         if not str(group).isdigit():

@@ -70,7 +70,11 @@ def test_spec_from_host_config() -> None:
                  [{"Type": "bind", "Source": "/s", "Destination": "/d", "RW": False}])
     shm = next(m for m in spec["mounts"] if m["destination"] == "/dev/shm")
     assert f"size={1 << 20}" in shm["options"]
-    assert spec["linux"]["sysctl"] == {"net.ipv4.ip_forward": "1"}
+    # Docker's two defaults stay; the container's own are added to them.
+    assert spec["linux"]["sysctl"] == {"net.ipv4.ip_forward": "1",
+                                       "net.ipv4.ip_unprivileged_port_start": "0",
+                                       "net.ipv4.ping_group_range": "0 2147483647"}
+    assert spec["linux"]["resources"]["devices"][0] == {"allow": False, "access": "rwm"}
     assert spec["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 2, "soft": 1}]
     assert spec["annotations"]["io.berth.init"] == "true"
     assert spec["process"]["noNewPrivileges"] is True
