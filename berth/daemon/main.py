@@ -51,29 +51,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def ensure_launcher(exec_root: str) -> None:
     """Reuse a running launcher (after a daemon restart) or start one, detached."""
-    from berth.shim.client import start_launcher
+    from berth.errors import Unavailable
+    from berth.shim.client import ping_launcher, start_launcher
 
-    path = os.path.join(exec_root, "launcher.sock")
-    if _launcher_alive(path):
-        return
-    start_launcher(exec_root)
-
-
-def _launcher_alive(path: str) -> bool:
-    import json
-    import socket
-
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(2)
     try:
-        sock.connect(path)
-        sock.sendall(b'{"op":"ping"}\n')
-        line = sock.makefile("rb").readline()
-        return bool(line) and json.loads(line).get("ok", False)
-    except (OSError, ValueError):
-        return False
-    finally:
-        sock.close()
+        ping_launcher(exec_root, timeout=2)
+    except (Unavailable, OSError, ValueError):
+        start_launcher(exec_root)
 
 
 def stop_launcher(exec_root: str) -> None:
