@@ -58,5 +58,28 @@ def main(argv: list[str] | None = None, *, stdin: IO[bytes] | None = None,
     return dispatch(args, stdin=stdin, out=out, err=err, environ=environ)
 
 
+def console() -> None:
+    """The ``berth`` console script: run, flush, and leave without the interpreter's teardown
+    (module clean-up and thread joins cost ~10 ms, a tenth of a short ``run``)."""
+    import os
+
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        code = 130
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            sys.stderr.write(f"{exc.code}\n")
+            code = 1
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    os._exit(code)
+
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,12 +26,28 @@ def flag_error(message: str, usage: str, verb: str) -> StatusError:
     )
 
 
+class _FixedWidthFormatter(argparse.HelpFormatter):
+    """argparse makes a formatter for every ``add_argument`` only to check its metavar, and
+    each one asks the terminal for its size: a verb with a hundred flags paid that a hundred
+    times. The width is read once."""
+
+    width: int | None = None
+
+    def __init__(self, prog: str) -> None:
+        if _FixedWidthFormatter.width is None:
+            import shutil
+
+            _FixedWidthFormatter.width = shutil.get_terminal_size().columns - 2
+        super().__init__(prog, width=_FixedWidthFormatter.width)
+
+
 class Parser(argparse.ArgumentParser):
     """One verb's parser. ``--help`` only: ``-h`` is a flag of its own for ``run``/``create``."""
 
     def __init__(self, verb: str, usage: str, description: str,
                  aliases: Sequence[str] = ()) -> None:
-        super().__init__(prog=f"{PROG} {verb}", add_help=False, allow_abbrev=False)
+        super().__init__(prog=f"{PROG} {verb}", add_help=False, allow_abbrev=False,
+                         formatter_class=_FixedWidthFormatter)
         self.verb = verb
         self.command = verb  # the canonical verb; dispatch sets it for management forms
         self.usage_line = usage
