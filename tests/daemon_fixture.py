@@ -186,14 +186,17 @@ def _container_ids(root: str) -> set[str]:
     return ids
 
 
-def _cgroup_dirs(container_ids: set[str]) -> list[str]:
+def _cgroup_dirs(container_ids: set[str] | None = None) -> list[str]:
+    """Container cgroups under every hierarchy's ``berth`` parent (only these ids if given)."""
     found = []
     with contextlib.suppress(OSError):
         for hierarchy in os.listdir(CGROUP_ROOT):
             base = os.path.join(CGROUP_ROOT, hierarchy, "berth")
-            for cid in container_ids:
-                if os.path.isdir(os.path.join(base, cid)):
-                    found.append(os.path.join(base, cid))
+            with contextlib.suppress(OSError):
+                for cid in os.listdir(base):
+                    path = os.path.join(base, cid)
+                    if (container_ids is None or cid in container_ids) and os.path.isdir(path):
+                        found.append(path)
     return found
 
 
@@ -220,9 +223,10 @@ def remove_empty_cgroup_parents() -> None:
                 os.rmdir(os.path.join(CGROUP_ROOT, hierarchy, "berth"))
 
 
-def cleanup_root(root: str) -> list[str]:
+def cleanup_root(root: str, cgroups_before: set[str] | None = None) -> list[str]:
     """Kill what still runs from this root, unmount what is mounted under it and remove its
-    containers' cgroups; return what had to be cleaned, so a test can assert the engine left
+    containers' cgroups (those of its containers, and any that appeared since
+    ``cgroups_before``); return what had to be cleaned, so a test can assert the engine left
     nothing."""
     leaks = []
     container_ids = _container_ids(root)
@@ -233,7 +237,10 @@ def cleanup_root(root: str) -> list[str]:
     for point in sorted(_mounts_under(root), key=len, reverse=True):
         leaks.append(f"mount {point}")
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
-    for path in _cgroup_dirs(container_ids):
+    stale = set(_cgroup_dirs(container_ids))
+    if cgroups_before is not None:
+        stale |= set(_cgroup_dirs()) - cgroups_before
+    for path in sorted(stale):
         leaks.append(f"cgroup {path}")
         _remove_cgroup(path)
     remove_empty_cgroup_parents()
@@ -247,6 +254,7 @@ def running_berthd(seed: bool = True, extra_args: list[str] | None = None) -> It
     # EXEC_ROOT/containers/<64 hex>/shim.sock.
     root = tempfile.mkdtemp(prefix="bt", dir="/tmp")
     daemon = Berthd(root, extra_args)
+    cgroups_before = set(_cgroup_dirs())
     leaks: list[str] = []
     try:
         daemon.start()
@@ -256,5 +264,5 @@ def running_berthd(seed: bool = True, extra_args: list[str] | None = None) -> It
     finally:
         daemon.stop()
         time.sleep(0.1)
-        leaks = cleanup_root(root)
+        leaks = cleanup_root(root, cgroups_before)
     assert not leaks, f"the engine left behind: {leaks}"

@@ -512,6 +512,7 @@ class ContainerService:
             state_dir = self._state_dir(cid)
             await ShimClient(state_dir).shutdown()
             shutil.rmtree(state_dir, ignore_errors=True)
+            await asyncio.to_thread(_remove_leftover_cgroup, cid)
             self._emit("die", record, exitCode=str(code))
         if record["HostConfig"].get("AutoRemove"):
             await self._auto_remove(cid)
@@ -1549,6 +1550,21 @@ def _decode_log(line: bytes) -> dict[str, Any]:
     except ValueError:
         return {}
     return entry if isinstance(entry, dict) else {}
+
+
+def _remove_leftover_cgroup(cid: str) -> None:
+    """The shim removes its container's cgroup at exit; when the shim itself died (or the host
+    rebooted under it), the daemon does: what still runs there is killed, the directories go."""
+    from berth.runtime.cgroups import Cgroup
+
+    try:
+        cgroup = Cgroup.for_path(f"berth/{cid}")
+        for pid in cgroup.pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+        cgroup.destroy(timeout=2)
+    except (OSError, errors.BerthError) as exc:
+        log.warning("could not remove the cgroup of %s: %s", cid[:12], exc)
 
 
 def _read_exit_file(state_dir: str) -> dict[str, Any] | None:
