@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURES = REPO.parent / "shared" / "fixtures" / "images"
+SHARED = REPO.parent / "shared"  # beside the checkout, in CI as in a developer's tree
+FIXTURES = SHARED / "fixtures" / "images"
+SPECS = SHARED / "specs"
 sys.path.insert(0, str(REPO / "scripts"))
 
 import busybox_rootfs  # noqa: E402

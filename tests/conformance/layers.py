@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "images"
-if not FIXTURES.exists():
-    FIXTURES = Path("/work/shared/fixtures/images")
 
 
 def make_tar(entries: list[dict[str, Any]], fmt: int = tarfile.PAX_FORMAT) -> bytes:

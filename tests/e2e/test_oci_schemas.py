@@ -15,10 +15,11 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from tests.daemon_fixture import FIXTURES, REPO, Berthd
+from tests.daemon_fixture import SPECS as SHARED_SPECS
 
 pytestmark = pytest.mark.root
 
-SPECS = REPO.parent / "shared" / "specs" / "oci"
+SPECS = SHARED_SPECS / "oci"
 
 
 def _validator(kind: str, name: str) -> Draft4Validator:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.daemon_fixture import SPECS as SHARED_SPECS
 from tests.integration import test_runtime_support as support
 from tests.integration.test_runtime_support import Harness
 
@@ -20,7 +21,7 @@ harness = support.harness
 subreaper = support.subreaper
 pytestmark = pytest.mark.root
 
-SPECS = Path("/work/shared/specs/oci/runtime")
+SPECS = SHARED_SPECS / "oci" / "runtime"
 
 
 def cli(root: Path, *args: str, check: bool = True, **kw: object

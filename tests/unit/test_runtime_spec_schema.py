@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import pytest
 
 from berth.runtime.spec import default_spec, privileged_spec_changes
+from tests.daemon_fixture import SPECS as SHARED_SPECS
 
-SPECS = Path("/work/shared/specs/oci/runtime")
+SPECS = SHARED_SPECS / "oci" / "runtime"
 
 
 @pytest.mark.parametrize("privileged", [False, True])
