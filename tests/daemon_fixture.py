@@ -218,11 +218,13 @@ def _remove_cgroup(path: str) -> None:
 
 
 def remove_empty_cgroup_parents() -> None:
-    """The shared ``berth`` parent of every hierarchy goes once no container uses it."""
+    """The shared parents of every hierarchy (the daemon's ``berth``, ``berth-runtime``'s own)
+    go once no container uses them."""
     with contextlib.suppress(OSError):
         for hierarchy in os.listdir(CGROUP_ROOT):
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.join(CGROUP_ROOT, hierarchy, "berth"))
+            for parent in ("berth", "berth-runtime"):
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(CGROUP_ROOT, hierarchy, parent))
 
 
 def cleanup_root(root: str, cgroups_before: set[str] | None = None) -> list[str]:

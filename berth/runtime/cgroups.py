@@ -194,7 +194,10 @@ class Cgroup:
         return []
 
     def destroy(self, timeout: float = 5.0) -> None:
-        """Remove the directories, and the parents they leave empty (up to each root)."""
+        """Remove the container's own directories.
+
+        Parents stay, as runc leaves them: a shared parent (``berth``) removed while another
+        container is being placed under it makes that placement fail (ENOENT/ENODEV)."""
         deadline = time.monotonic() + timeout
         for d in self.unique_dirs():
             while True:
@@ -207,13 +210,6 @@ class Cgroup:
                     if e.errno != errno.EBUSY or time.monotonic() > deadline:
                         raise OSError(e.errno, f"removing cgroup: {e.strerror}", d) from None
                     time.sleep(0.005)
-            parent = os.path.dirname(d)
-            for _ in range(self.path.count("/")):
-                try:
-                    os.rmdir(parent)
-                except OSError:
-                    break
-                parent = os.path.dirname(parent)
 
     # ---- limits ---------------------------------------------------------------------
 

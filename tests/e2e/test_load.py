@@ -64,7 +64,8 @@ def _run_wait_rm(berthd: Berthd, index: int) -> int:
     import json
 
     cid = json.loads(body)["Id"]
-    assert berthd.request("POST", f"{API}/containers/{cid}/start")[0] == 204
+    status, body, _ = berthd.request("POST", f"{API}/containers/{cid}/start")
+    assert status == 204, (body, berthd.logs()[-3000:])
     status, body, _ = berthd.request("POST", f"{API}/containers/{cid}/wait")
     assert status == 200, body
     assert berthd.request("DELETE", f"{API}/containers/{cid}")[0] == 204

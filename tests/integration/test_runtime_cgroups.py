@@ -76,7 +76,8 @@ def test_limits_visible_inside_and_cgroup_removed_on_delete(harness: Harness) ->
     assert wait_exit(pid) == 0
     runtime.delete(state_dir)
     assert not any(os.path.exists(d) for d in cg.dirs.values())
-    assert not any(os.path.exists(os.path.dirname(d)) for d in cg.dirs.values())
+    # The parent stays, as runc leaves it: others may be placing containers under it.
+    assert all(os.path.isdir(os.path.dirname(d)) for d in cg.dirs.values())
 
 
 def test_limits_inside_output(harness: Harness) -> None:
