@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from berth import errors
+from berth.api import websocket
+from berth.http.frames import FrameDecoder
 from berth.http.server import Hijack, Request, Response, Router, StreamResponse, json_response
 
 __all__ = ["register"]
@@ -180,55 +180,25 @@ def register(router: Router, services: Any) -> None:
                                 request.int_arg("w", 0) or 0)
         return Response(status=200)
 
-    async def attach_ws(request: Request) -> Hijack:
-        """The websocket form: a handshake, then raw bytes in binary frames both ways."""
+    async def attach_ws(request: Request) -> Response | Hijack:
+        """The websocket form: an RFC 6455 handshake, then the container's output as binary
+        frames (text before API 1.28) of the raw stream, never multiplexed, and the client's
+        data frames as stdin. Query flags as dockerd reads them: absent means false."""
+        problem = websocket.handshake_error(request.headers)
+        if problem is not None:
+            bad_version = "version" in problem
+            return Response(status=400, body=json.dumps({"message": problem}).encode() + b"\n",
+                            headers=[("Sec-WebSocket-Version", websocket.VERSION)]
+                            if bad_version else [])
         record = await asyncio.to_thread(containers.attach_target, request.params["id"])
-        cid = record["Id"]
-        key = request.headers.get("sec-websocket-key", "")
-        accept = base64.b64encode(hashlib.sha1(
-            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC11B85").encode()).digest()).decode()
-        stdin = request.flag("stdin")
-        stdout = request.arg("stdout") is None or request.flag("stdout")
-        stderr = request.arg("stderr") is None or request.flag("stderr")
-
-        async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            if request.flag("logs"):
-                _, chunks = await containers.logs(cid, stdout=stdout, stderr=stderr)
-                async for chunk in chunks:
-                    writer.write(_ws_frame(_strip_frames(chunk, record)))
-            if request.arg("stream") is not None and not request.flag("stream"):
-                return
-            streams = await containers.open_attach(cid, stdin, stdout, stderr)
-            if streams is None:
-                return
-            shim_reader, shim_writer = streams
-            tty = bool(record["Config"].get("Tty"))
-
-            async def inbound() -> None:
-                with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-                    while True:
-                        payload = await _ws_read(reader)
-                        if payload is None:
-                            break
-                        shim_writer.write(payload)
-                        await shim_writer.drain()
-
-            task = asyncio.ensure_future(inbound()) if stdin else None
-            try:
-                while True:
-                    data = await shim_reader.read(65536)
-                    if not data:
-                        break
-                    writer.write(_ws_frame(data if tty else _strip_frames(data, record)))
-                    await writer.drain()
-            except ConnectionError:
-                pass
-            finally:
-                if task is not None:
-                    task.cancel()
-                shim_writer.close()
-
-        return Hijack(run, headers=[("Sec-WebSocket-Accept", accept)])
+        accept = websocket.accept_key(request.headers["sec-websocket-key"].strip())
+        session = _WebsocketAttach(
+            containers, record, stdin=_docker_bool(request, "stdin"),
+            stdout=_docker_bool(request, "stdout"), stderr=_docker_bool(request, "stderr"),
+            logs=_docker_bool(request, "logs"), stream=_docker_bool(request, "stream"),
+            binary=request.api_version is None or _version(request.api_version) >= (1, 28))
+        return Hijack(session.run, headers=[("Sec-WebSocket-Accept", accept)],
+                      switch_to="websocket")
 
     async def top(request: Request) -> Response:
         return json_response(await containers.top(request.params["id"],
@@ -271,44 +241,149 @@ def register(router: Router, services: Any) -> None:
     router.add("POST", "/containers/prune", prune)
 
 
-def _strip_frames(data: bytes, record: dict[str, Any]) -> bytes:
-    """Multiplexed frames to their payloads (websocket clients get raw output)."""
-    if record["Config"].get("Tty"):
-        return data
-    out = bytearray()
-    view = memoryview(data)
-    while len(view) >= 8:
-        size = int.from_bytes(view[4:8], "big")
-        out += view[8:8 + size]
-        view = view[8 + size:]
-    return bytes(out)
+def _docker_bool(request: Request, name: str) -> bool:
+    """dockerd's ``BoolValue``: absent, empty, 0, no, false and none are false."""
+    value = (request.arg(name) or "").strip().lower()
+    return value not in ("", "0", "no", "false", "none")
 
 
-def _ws_frame(payload: bytes) -> bytes:
-    """One unmasked binary websocket frame (server to client)."""
-    size = len(payload)
-    if size < 126:
-        header = bytes([0x82, size])
-    elif size < 1 << 16:
-        header = bytes([0x82, 126]) + size.to_bytes(2, "big")
-    else:
-        header = bytes([0x82, 127]) + size.to_bytes(8, "big")
-    return header + payload
+def _version(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor or 0)
 
 
-async def _ws_read(reader: asyncio.StreamReader) -> bytes | None:
-    """The payload of the client's next data frame; None on a close frame."""
-    head = await reader.readexactly(2)
-    opcode = head[0] & 0x0F
-    size = head[1] & 0x7F
-    if size == 126:
-        size = int.from_bytes(await reader.readexactly(2), "big")
-    elif size == 127:
-        size = int.from_bytes(await reader.readexactly(8), "big")
-    mask = await reader.readexactly(4) if head[1] & 0x80 else b"\0\0\0\0"
-    payload = bytearray(await reader.readexactly(size))
-    for i in range(size):
-        payload[i] ^= mask[i % 4]
-    if opcode == 0x8:
-        return None
-    return bytes(payload)
+class _WebsocketAttach:
+    """One attach over a websocket: output frames out, client frames read all along (pings
+    answered, stdin forwarded when asked for, a close echoed), a close frame at the end."""
+
+    def __init__(self, containers: Any, record: dict[str, Any], *, stdin: bool, stdout: bool,
+                 stderr: bool, logs: bool, stream: bool, binary: bool) -> None:
+        self.containers = containers
+        self.cid = record["Id"]
+        self.tty = bool(record["Config"].get("Tty"))
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.logs, self.stream = logs, stream
+        self.opcode = websocket.BINARY if binary else websocket.TEXT
+        self.closed = asyncio.Event()    # the client sent a close frame or went away
+        self.close_sent = False
+        self.shim_writer: asyncio.StreamWriter | None = None
+        self.stdin_pending: list[bytes] = []
+        self.stdin_ended = False
+
+    async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        inbound = asyncio.ensure_future(self._read_client(reader, writer))
+        try:
+            if self.logs:
+                _, chunks = await self.containers.logs(self.cid, stdout=self.stdout,
+                                                       stderr=self.stderr)
+                decoder = None if self.tty else FrameDecoder()
+                async for chunk in chunks:
+                    await self._send_output(writer, decoder, chunk)
+            if self.stream and not self.closed.is_set():
+                await self._attach(writer)
+            self._send_close(writer, websocket.CLOSE_NORMAL)
+            with contextlib.suppress(ConnectionError, OSError):
+                await writer.drain()
+            # Give the client a moment to answer our close, as the RFC asks.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.closed.wait(), 1.0)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            inbound.cancel()
+            with contextlib.suppress(BaseException):
+                await inbound
+            if self.shim_writer is not None:
+                self.shim_writer.close()
+
+    async def _attach(self, writer: asyncio.StreamWriter) -> None:
+        opening = asyncio.ensure_future(self.containers.open_attach(
+            self.cid, self.stdin, self.stdout, self.stderr))
+        closed = asyncio.ensure_future(self.closed.wait())
+        await asyncio.wait({opening, closed}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if not opening.done():
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                streams = await opening
+                if streams is not None:
+                    streams[1].close()
+            return
+        streams = opening.result()
+        if streams is None:
+            return
+        shim_reader, self.shim_writer = streams
+        for data in self.stdin_pending:
+            self.shim_writer.write(data)
+        self.stdin_pending.clear()
+        if self.stdin_ended:
+            self._end_stdin()
+        decoder = None if self.tty else FrameDecoder()
+        while True:
+            reading = asyncio.ensure_future(shim_reader.read(1 << 16))
+            closed = asyncio.ensure_future(self.closed.wait())
+            await asyncio.wait({reading, closed}, return_when=asyncio.FIRST_COMPLETED)
+            closed.cancel()
+            if not reading.done():
+                reading.cancel()
+                return
+            data = reading.result()
+            if not data:
+                return
+            await self._send_output(writer, decoder, data)
+
+    async def _send_output(self, writer: asyncio.StreamWriter, decoder: FrameDecoder | None,
+                           data: bytes) -> None:
+        if decoder is not None:
+            data = b"".join(payload for _, payload in decoder.feed(data))
+        if data and not self.close_sent:
+            writer.write(websocket.encode_frame(self.opcode, data))
+            await writer.drain()
+
+    def _send_close(self, writer: asyncio.StreamWriter, code: int, reason: str = "") -> None:
+        if not self.close_sent:
+            self.close_sent = True
+            with contextlib.suppress(ConnectionError, OSError, RuntimeError):
+                writer.write(websocket.encode_frame(websocket.CLOSE,
+                                                    websocket.close_payload(code, reason)))
+
+    def _end_stdin(self) -> None:
+        self.stdin_ended = True
+        if self.shim_writer is not None:
+            with contextlib.suppress(OSError, RuntimeError):
+                if self.shim_writer.can_write_eof():
+                    self.shim_writer.write_eof()
+
+    async def _read_client(self, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
+        frames = websocket.FrameReader()
+        try:
+            while True:
+                data = await reader.read(1 << 16)
+                if not data:
+                    break
+                try:
+                    batch = frames.feed(data)
+                except websocket.ProtocolError as exc:
+                    self._send_close(writer, exc.code, str(exc))
+                    break
+                for frame in batch:
+                    if frame.opcode == websocket.PING:
+                        writer.write(websocket.encode_frame(websocket.PONG, frame.payload))
+                    elif frame.opcode == websocket.CLOSE:
+                        code = (int.from_bytes(frame.payload[:2], "big")
+                                if len(frame.payload) >= 2 else websocket.CLOSE_NORMAL)
+                        self._send_close(writer, code)
+                        return
+                    elif frame.opcode != websocket.PONG and self.stdin and frame.payload:
+                        if self.shim_writer is None:
+                            self.stdin_pending.append(frame.payload)
+                        else:
+                            self.shim_writer.write(frame.payload)
+                            await self.shim_writer.drain()
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._end_stdin()
+            self.closed.set()

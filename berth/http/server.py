@@ -68,13 +68,16 @@ class Hijack:
     """Take the raw connection over after the status line and headers.
 
     When the client asked for ``Upgrade: tcp`` the server answers ``101 UPGRADED``; else a
-    ``200`` with no length, as the Engine API does for old clients. ``run`` owns the streams
-    until it returns, and the connection is closed then.
+    ``200`` with no length, as the Engine API does for old clients. With ``switch_to`` set
+    (``websocket``), the answer is ``101 Switching Protocols`` with ``Upgrade: switch_to`` and
+    ``headers``, nothing else: the handler has checked the handshake. ``run`` owns the
+    streams until it returns, and the connection is closed then.
     """
 
     run: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
     content_type: str = "application/vnd.docker.raw-stream"
     headers: list[tuple[str, str]] = field(default_factory=list)
+    switch_to: str | None = None
 
 
 Result = Response | StreamResponse | Hijack
@@ -375,11 +378,16 @@ class Server:
         if conn.h11.their_state is h11.SEND_BODY:
             await request.drain()
         headers = conn.base_headers() + list(hijack.headers)
-        headers.append(("Content-Type", hijack.content_type))
-        if request.wants_upgrade:
+        if hijack.switch_to is not None:
+            head = "HTTP/1.1 101 Switching Protocols\r\n"
+            headers = [("Upgrade", hijack.switch_to), ("Connection", "Upgrade"),
+                       *hijack.headers]
+        elif request.wants_upgrade:
+            headers.append(("Content-Type", hijack.content_type))
             head = "HTTP/1.1 101 UPGRADED\r\n"
             headers += [("Connection", "Upgrade"), ("Upgrade", "tcp")]
         else:
+            headers.append(("Content-Type", hijack.content_type))
             head = "HTTP/1.1 200 OK\r\n"
         conn.writer.write((head + "".join(f"{k}: {v}\r\n" for k, v in headers) + "\r\n")
                           .encode("latin-1"))
