@@ -15,12 +15,12 @@ The plan (``Cgroup``) is plain data kept in the runtime's ``state.json``, so ``d
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import time
 
 from berth.errors import Conflict, InvalidArgument, Unavailable
+from berth.runtime.lite import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def _write(path: str, value: str | int) -> None:
 def _v1_mounts() -> dict[str, str]:
     """controller -> mount point of its v1 hierarchy (from our mountinfo)."""
     found: dict[str, str] = {}
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo") as f:
+    with suppress(OSError), open("/proc/self/mountinfo") as f:
         for line in f:
             left, _, right = line.partition(" - ")
             rparts = right.split()
@@ -169,7 +169,7 @@ class Cgroup:
     def _enable_v2_controllers(self) -> None:
         cur = ROOT
         for part in self.path.split("/"):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 ctrls = _read(os.path.join(cur, "cgroup.controllers")).split()
                 _write(os.path.join(cur, "cgroup.subtree_control"),
                        " ".join("+" + c for c in ctrls))
@@ -189,7 +189,7 @@ class Cgroup:
             path = self._file(controller, "cgroup.procs")
             if path is None:
                 continue
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 return [int(n) for n in _read(path).split()]
         return []
 
@@ -254,7 +254,7 @@ class Cgroup:
             for name, value in reversed(writes):
                 _write(f("memory", name) or "", value)
         if mem.get("swappiness") is not None and 0 <= int(mem["swappiness"]) <= 100:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 _write(f("memory", "memory.swappiness") or "", int(mem["swappiness"]))
         if mem.get("disableOOMKiller"):
             _write(f("memory", "memory.oom_control") or "", 1)
@@ -334,7 +334,7 @@ class Cgroup:
             _write(f("", "pids.max") or "", "max" if limit <= 0 else limit)
         blkio = res.get("blockIO") or {}
         if blkio.get("weight"):
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 _write(f("", "io.weight") or "", int(blkio["weight"]))
 
     # ---- freezer --------------------------------------------------------------------
@@ -391,7 +391,7 @@ class Cgroup:
             return self._stats_v2()
         f = self._file
         percpu = []
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             percpu = [int(n) for n in _read(f("cpuacct", "cpuacct.usage_percpu") or "").split()]
         acct = _kv(f("cpuacct", "cpuacct.stat") or "")
         tick_ns = 1_000_000_000 // _USER_HZ
@@ -490,7 +490,7 @@ def _kv(path: str) -> dict[str, int]:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 2:
-            with contextlib.suppress(ValueError):
+            with suppress(ValueError):
                 out[parts[0]] = int(parts[1])
     return out
 

@@ -10,20 +10,23 @@ possibly a ``--console-socket``) with SCM_RIGHTS.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import os
 import struct
-import termios
 
 from berth import linux
+from berth.runtime.lite import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
     import socket
 
+# Linux's generic tty ioctls, as hard-coded numbers: the termios module alone costs
+# about a millisecond of every ``berth-runtime`` start, terminal or not.
 TIOCGPTN = 0x80045430
 TIOCSPTLCK = 0x40045431
+TIOCSWINSZ = 0x5414
+TIOCSCTTY = 0x540E
 
 
 def open_pty(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
@@ -43,12 +46,12 @@ def open_pty(ptmx: str = "/dev/ptmx") -> tuple[int, int, str]:
 
 
 def set_size(fd: int, height: int, width: int) -> None:
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+    fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
 def mount_console(slave_path: str) -> None:
     """Bind the slave on /dev/console (created as an empty file if missing)."""
-    with contextlib.suppress(FileExistsError):
+    with suppress(FileExistsError):
         os.close(os.open("/dev/console", os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_CLOEXEC,
                          0o600))
     linux.mount(slave_path, "/dev/console", None, linux.MS_BIND)
@@ -61,7 +64,7 @@ def make_controlling(slave: int) -> None:
     if slave > 2:
         os.close(slave)
     os.setsid()
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    fcntl.ioctl(0, TIOCSCTTY, 0)
 
 
 def send_to_socket(path: str, master: int, name: str = "/dev/ptmx") -> None:

@@ -23,13 +23,10 @@ status in every case (the shim, ``berth-runtime run``) calls
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _signal as signal  # signal.py builds enums: enum costs milliseconds to import
 import os
 import select
-import signal
 import time
-from collections.abc import Callable
 
 from berth import linux
 from berth.errors import (
@@ -46,10 +43,14 @@ from berth.runtime import console as _console
 from berth.runtime import hooks as _hooks
 from berth.runtime import init as _init
 from berth.runtime import sync
+from berth.runtime.lite import dumps as _dumps
+from berth.runtime.lite import loads as _loads
+from berth.runtime.lite import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Callable
     from typing import Any
 
 OCI_VERSION = "1.1.0"
@@ -77,14 +78,14 @@ def _write_file(path: str, data: bytes) -> None:
     try:
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.unlink(tmp)
         raise
 
 
 def _read_json(path: str) -> Any:
     with open(path, "rb") as f:
-        return json.load(f)
+        return _loads(f.read())
 
 
 def _now_rfc3339_nano() -> str:
@@ -245,30 +246,30 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             "cgroup": cg.to_json() if cg else None,
             "hooks": {k: v for k, v in cfg.hooks.items() if k in ("poststart", "poststop")},
         }
-        _write_file(state_path, json.dumps(state, separators=(",", ":")).encode())
+        _write_file(state_path, _dumps(state).encode())
         made.append(state_path)
         if pid_file:
             _write_file(pid_file, str(init_pid).encode())
         return init_pid
     except BaseException:
         if init_pid:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.kill(init_pid, signal.SIGKILL)
         if c1:
             _reap(c1)
         if init_pid:
             # Ours to reap if we cloned it, or as a subreaper once stage 1 is gone.
-            with contextlib.suppress(ChildProcessError):
+            with suppress(ChildProcessError):
                 os.waitpid(init_pid, 0)
         if cg is not None:
             _kill_cgroup(cg)
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 cg.destroy()
         for path in made:
-            with contextlib.suppress(FileNotFoundError):
+            with suppress(FileNotFoundError):
                 os.unlink(path)
         if made_dir:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.rmdir(state_dir)
         raise
     finally:
@@ -305,7 +306,7 @@ def console_socket_sender(path: str) -> Callable[[int], None]:
 
 
 def _reap(pid: int) -> None:
-    with contextlib.suppress(ChildProcessError):
+    with suppress(ChildProcessError):
         while True:
             try:
                 os.waitpid(pid, 0)
@@ -328,10 +329,10 @@ def _cgroup(st: dict[str, Any]) -> _cgroups.Cgroup | None:
 def _kill_cgroup(cg: _cgroups.Cgroup) -> None:
     """SIGKILL every process in the cgroup, thawing it so they can die."""
     for pid in cg.pids():
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     if cg.is_frozen():
-        with contextlib.suppress(OSError, Unavailable):
+        with suppress(OSError, Unavailable):
             cg.thaw()
 
 
@@ -398,14 +399,14 @@ def start(state_dir: str, timeout: float = START_TIMEOUT) -> None:
                 raise Unavailable("container init did not take the start signal in time")
     finally:
         os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         os.unlink(fifo_path)
     if not data.startswith(sync.EXEC_RELEASE):
         raise RuntimeFailure(f"unexpected data from container init: {data[:100]!r}")
     rest = data[len(sync.EXEC_RELEASE):]
     if rest:
         try:
-            err = json.loads(rest)
+            err = _loads(rest)
             raise RuntimeFailure(err["message"], int(err.get("exit_code", 126)))
         except (ValueError, KeyError, TypeError):
             raise RuntimeFailure(f"exec failed: {rest[:200]!r}") from None
@@ -457,7 +458,7 @@ def kill(state_dir: str, sig: int = signal.SIGTERM, *, all: bool = False) -> Non
         raise Conflict("container is not running")
     pids = container_pids(state_dir) if all else [st["pid"]]
     for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, sig)
 
 
@@ -471,7 +472,7 @@ def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> Non
     cg = _cgroup(st)
     if status != "stopped":
         for pid in container_pids(state_dir):
-            with contextlib.suppress(ProcessLookupError):
+            with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         if cg is not None:
             _kill_cgroup(cg)
@@ -489,9 +490,9 @@ def delete(state_dir: str, *, force: bool = False, timeout: float = 10.0) -> Non
             raise Unavailable(f"container {st['id']}: {e}") from None
     poststop = (st.get("hooks") or {}).get("poststop")
     for name in (EXEC_FIFO, STATE_FILE):
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(os.path.join(state_dir, name))
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.rmdir(state_dir)
     if poststop:
         hook_state = {"ociVersion": st.get("ociVersion", OCI_VERSION), "id": st["id"],

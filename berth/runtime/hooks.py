@@ -18,10 +18,10 @@ failing poststop is only reported, as runc does.
 
 from __future__ import annotations
 
-import json
 import os
 
 from berth.errors import InvalidArgument, RuntimeFailure
+from berth.runtime.lite import dumps
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ def run(hooks: list[dict[str, Any]], state: dict[str, Any], kind: str) -> None:
     ``RuntimeFailure`` naming the hook."""
     import subprocess
 
-    data = json.dumps(state).encode()
+    data = dumps(state).encode()
     for i, hook in enumerate(hooks):
         args = hook.get("args") or [hook["path"]]
         env = dict(e.split("=", 1) for e in hook.get("env") or () if "=" in e)

@@ -25,18 +25,17 @@ return into the creator's code, flush its buffers or run its handlers.
 
 from __future__ import annotations
 
-import contextlib
+import _signal as signal  # signal.py builds enums: enum costs milliseconds to import
 import errno
-import json
 import os
 import resource
-import signal
 import stat
 
 from berth import linux
 from berth.errors import RuntimeFailure
 from berth.runtime import console, hooks, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
+from berth.runtime.lite import dumps, suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -60,7 +59,7 @@ def _reaper(path: str, args: list[str], env: dict[str, str], wfd: int) -> None:
             os.setpgid(0, 0)
             if os.isatty(0):
                 signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-                with contextlib.suppress(OSError):
+                with suppress(OSError):
                     os.tcsetpgrp(0, os.getpid())
                 signal.signal(signal.SIGTTOU, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, ())
@@ -68,8 +67,8 @@ def _reaper(path: str, args: list[str], env: dict[str, str], wfd: int) -> None:
         except OSError as e:
             code = 127 if e.errno == errno.ENOENT else 126
             msg = f'exec: "{args[0]}": {e.strerror}'
-            with contextlib.suppress(OSError):
-                os.write(wfd, json.dumps({"message": msg, "exit_code": code}).encode())
+            with suppress(OSError):
+                os.write(wfd, dumps({"message": msg, "exit_code": code}).encode())
                 os.write(2, (msg + "\n").encode())
             os._exit(code)
         os._exit(125)
@@ -77,7 +76,7 @@ def _reaper(path: str, args: list[str], env: dict[str, str], wfd: int) -> None:
     while True:
         info = signal.sigwaitinfo(forwarded | {signal.SIGCHLD})
         if info.si_signo != signal.SIGCHLD:
-            with contextlib.suppress(ProcessLookupError):
+            with suppress(ProcessLookupError):
                 os.kill(child, info.si_signo)
             continue
         while True:
@@ -104,7 +103,7 @@ def _reset_process_state() -> None:
     for sig in signal.valid_signals():
         if sig in (signal.SIGKILL, signal.SIGSTOP):
             continue
-        with contextlib.suppress(OSError, ValueError):
+        with suppress(OSError, ValueError):
             # getsignal costs no system call; only touch what differs from the default.
             if signal.getsignal(sig) != signal.SIG_DFL:
                 signal.signal(sig, signal.SIG_DFL)
@@ -127,7 +126,7 @@ def _take_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
         fds = list(range(3, 1024))
     for fd in fds:
         if fd > 2:
-            with contextlib.suppress(OSError):
+            with suppress(OSError):
                 os.set_inheritable(fd, False)
 
 
@@ -145,7 +144,7 @@ def _fail(sock: socket.socket, step: str, exc: BaseException) -> None:
         except ImportError:
             pass
         code = 125
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         sync.send(sock, sync.MSG_ERROR, stage=step, message=message, exit_code=code)
 
 
@@ -359,7 +358,7 @@ def fix_stdio_owner(uid: int, gid: int) -> None:
             continue
         if stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3):
             continue
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             os.fchown(fd, uid, gid)
 
 
@@ -458,8 +457,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
         try:
             hooks.run(cfg.hooks["startContainer"], hook_state, "startContainer")
         except RuntimeFailure as e:
-            with contextlib.suppress(OSError):
-                os.write(wfd, json.dumps({"message": e.message, "exit_code": 1}).encode())
+            with suppress(OSError):
+                os.write(wfd, dumps({"message": e.message, "exit_code": 1}).encode())
             os._exit(1)
     if cfg.annotations.get(INIT_ANNOTATION) == "true":
         _reaper(path, cfg.args, env, wfd)
@@ -468,8 +467,8 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
     except OSError as e:
         code = 127 if e.errno == errno.ENOENT else 126
         msg = f'exec: "{cfg.args[0]}": {e.strerror}'
-        with contextlib.suppress(OSError):
-            os.write(wfd, json.dumps({"message": msg, "exit_code": code}).encode())
+        with suppress(OSError):
+            os.write(wfd, dumps({"message": msg, "exit_code": code}).encode())
             os.write(2, (msg + "\n").encode())
         os._exit(code)
     os._exit(125)

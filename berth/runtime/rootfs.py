@@ -9,13 +9,13 @@ point a mount outside of it.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import stat
 
 from berth import linux
 from berth.runtime.config import InitConfig, Mount
+from berth.runtime.lite import suppress
 
 # (path, major, minor): the nodes every container gets in /dev, as runc creates them.
 DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (
@@ -79,7 +79,7 @@ def secure_join(root: str, unsafe: str) -> str:
 
 
 def _mkdir_all(path: str, mode: int = 0o755) -> None:
-    with contextlib.suppress(FileExistsError):
+    with suppress(FileExistsError):
         os.makedirs(path, mode)
 
 
@@ -186,7 +186,7 @@ def _mknod(rootfs: str, path: str, kind: str, major: int, minor: int, mode: int,
            uid: int = 0, gid: int = 0) -> None:
     target = secure_join(rootfs, path)
     _mkdir_all(os.path.dirname(target))
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         if not stat.S_ISDIR(os.lstat(target).st_mode):
             os.unlink(target)
     fmt = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[kind]
@@ -207,14 +207,14 @@ def setup_dev(cfg: InitConfig) -> None:
     for dev in cfg.devices:
         _mknod(rootfs, dev.path, dev.kind, dev.major, dev.minor, dev.mode, dev.uid, dev.gid)
     for src, dst in DEV_SYMLINKS:
-        with contextlib.suppress(FileExistsError):
+        with suppress(FileExistsError):
             os.symlink(src, secure_join(rootfs, dst))
     if os.path.exists("/proc/kcore"):
-        with contextlib.suppress(FileExistsError):
+        with suppress(FileExistsError):
             os.symlink("/proc/kcore", secure_join(rootfs, "/dev/core"))
     if any(m.destination.rstrip("/") == "/dev/pts" for m in cfg.mounts):
         ptmx = secure_join(rootfs, "/dev/ptmx")
-        with contextlib.suppress(FileNotFoundError):
+        with suppress(FileNotFoundError):
             os.unlink(ptmx)
         os.symlink("pts/ptmx", ptmx)
 

@@ -11,16 +11,15 @@ name is an error.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
-import json
 import os
 import struct
 import zlib
 
 from berth.errors import InvalidArgument, NotImplementedYet
 from berth.linux._libc import libc
+from berth.runtime.lite import dumps, loads, suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -52,7 +51,7 @@ def _real_syscall_names() -> set[str]:
     if not _known_elsewhere:
         from berth.runtime.seccomp_profile import PROFILE_JSON
 
-        for entry in json.loads(PROFILE_JSON)["syscalls"]:
+        for entry in loads(PROFILE_JSON)["syscalls"]:
             _known_elsewhere.update(entry["names"])
     return _known_elsewhere
 
@@ -111,7 +110,7 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
         return None
     if not isinstance(section, dict):
         raise InvalidArgument("linux.seccomp: must be an object")
-    key = os.uname().machine + json.dumps(section, sort_keys=True, separators=(",", ":"))
+    key = os.uname().machine + dumps(section, sort_keys=True)
     cached = _cache.get(key) or _cache_read(key)
     if cached is not None:
         _cache[key] = cached
@@ -160,7 +159,7 @@ def _cache_read(key_text: str) -> bytes | None:
 
 def _cache_write(key_text: str, program: bytes) -> None:
     key = key_text.encode()
-    with contextlib.suppress(OSError):
+    with suppress(OSError):
         os.makedirs(CACHE_DIR, 0o700, exist_ok=True)
         if os.stat(CACHE_DIR).st_mode & 0o077:
             return

@@ -6,8 +6,9 @@ The daemon starts from ``default_spec`` and layers the container's config on top
 
 from __future__ import annotations
 
-import json
 import os
+
+from berth.runtime.lite import loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -105,7 +106,7 @@ def default_seccomp(capabilities: list[str] | tuple[str, ...] = DEFAULT_CAPABILI
     flags, and the syscalls a capability unlocks only when it is held (dockerd's rules)."""
     from berth.runtime.seccomp_profile import PROFILE_JSON
 
-    profile = json.loads(PROFILE_JSON)
+    profile = loads(PROFILE_JSON)
     arch = _GOARCH.get(os.uname().machine, os.uname().machine)
     native = "SCMP_ARCH_" + {"amd64": "X86_64", "arm64": "AARCH64"}.get(arch, arch.upper())
     caps = set(capabilities)

@@ -46,9 +46,10 @@ this table.
 from __future__ import annotations
 
 import _socket  # socket.py's enums and selectors cost milliseconds at start-up
-import array
-import json
 import os
+import struct  # not array: importing it loads collections
+
+from berth.runtime.lite import dumps, loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ MSG_CONTINUE = "continue"
 
 EXEC_RELEASE = b"0"
 _MAX_PACKET = 65536
-_INT = array.array("i").itemsize
+_INT = struct.calcsize("i")
 _MSG_CMSG_CLOEXEC = 0x40000000
 
 
@@ -74,13 +75,13 @@ def socketpair() -> tuple[socket.socket, socket.socket]:
 
 
 def send(sock: socket.socket, msg_type: str, **fields: Any) -> None:
-    sock.send(json.dumps({"type": msg_type, **fields}).encode())
+    sock.send(dumps({"type": msg_type, **fields}).encode())
 
 
 def send_fd(sock: socket.socket, msg_type: str, fd: int, **fields: Any) -> None:
     """A message carrying one file descriptor (SCM_RIGHTS)."""
-    data = json.dumps({"type": msg_type, **fields}).encode()
-    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+    data = dumps({"type": msg_type, **fields}).encode()
+    sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])
 
 
 def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
@@ -90,7 +91,7 @@ def recv_with_fds(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
     for level, kind, data in anc:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
             usable = len(data) - len(data) % _INT
-            fds.extend(array.array("i", data[:usable]))
+            fds.extend(struct.unpack(f"{usable // _INT}i", data[:usable]))
     return raw, fds
 
 
@@ -104,7 +105,7 @@ def recv(sock: socket.socket) -> dict[str, Any] | None:
         for fd in fds:
             os.close(fd)
         return None
-    msg = json.loads(raw)
+    msg = loads(raw)
     if not isinstance(msg, dict) or "type" not in msg:
         for fd in fds:
             os.close(fd)
