@@ -105,9 +105,11 @@ class Daemon:
         from berth.volume import VolumeService
 
         db = await asyncio.to_thread(MetadataStore, os.path.join(self.data_root, "berth.db"))
-        images = ImageService(self.data_root, db)
         events = await asyncio.to_thread(EventBus, self.data_root)
         events.bind(asyncio.get_running_loop())
+        images = ImageService(
+            self.data_root, db,
+            emit=lambda action, image, attrs: events.emit("image", action, image, attrs))
         volumes = VolumeService(
             self.data_root,
             emit=lambda action, name, attrs: events.emit("volume", action, name, attrs))

@@ -61,6 +61,8 @@ class EventBus:
         if kind == "container":
             event.update({"status": action, "id": actor_id,
                           "from": (attributes or {}).get("image", "")})
+        elif kind == "image":
+            event.update({"status": action, "id": actor_id})
         with self._lock:
             self.ring.append(event)
             self._persist(event)

@@ -152,12 +152,15 @@ def _progress(current: int, total: int) -> str:
 
 class ImageService:
     def __init__(self, data_root: str, db: MetadataStore,
-                 container_running: Callable[[str], bool] | None = None) -> None:
+                 container_running: Callable[[str], bool] | None = None,
+                 emit: Callable[[str, str, dict[str, str]], None] | None = None) -> None:
         """``container_running`` tells running from stopped containers when deleting images
         (a running one is a conflict that ``force`` cannot override); without it, the
-        container record's ``State.Running`` is used."""
+        container record's ``State.Running`` is used. ``emit(action, actor_id, attributes)``
+        publishes Docker's image events (tag, untag, delete, import, load, save, prune)."""
         self.data_root = data_root
         self.db = db
+        self._emit = emit
         self.content = LocalStore(os.path.join(data_root, "content"))
         self.snapshots = OverlaySnapshotter(os.path.join(data_root, "snapshots", "overlay"))
         self._tmp = os.path.join(data_root, "tmp")
@@ -192,6 +195,23 @@ class ImageService:
 
     def _digests_of(self, image_id: str) -> list[str]:
         return [f"{r.familiar_name}@{r.digest}" for r in self._refs_of(image_id) if r.digest]
+
+    def _event(self, action: str, actor_id: str, name: str | None = None,
+               labels: dict[str, str] | None = None) -> None:
+        """Docker's image event: the image's labels, then ``name`` (its reference or ID)."""
+        if self._emit is None:
+            return
+        attributes = dict(labels if labels is not None else self._labels_of(actor_id))
+        if name:
+            attributes["name"] = name
+        self._emit(action, actor_id, attributes)
+
+    def _labels_of(self, image_id: str) -> dict[str, str]:
+        row = self.db.read().execute("SELECT config FROM images WHERE id=?",
+                                     (image_id,)).fetchone()
+        if row is None:
+            return {}
+        return dict((json.loads(row["config"]).get("config") or {}).get("Labels") or {})
 
     def _resolve_id(self, ref: str) -> str:
         """Docker's lookup order: an ID; a reference; an ID prefix."""
@@ -240,6 +260,8 @@ class ImageService:
                         messages.append(msg)
                 with self._lock:
                     renamed = self._commit_plans(plans)
+            for plan in plans:
+                self._event("load", plan.image_id, plan.image_id)
             yield from messages
             for plan in plans:
                 if plan.tags:
@@ -492,6 +514,7 @@ class ImageService:
             plan = ImagePlan(config_bytes, config, [layer], [ref] if ref else [])
             with self._lock, self.db.transaction() as db:
                 self._write_image(db, plan, now)
+        self._event("import", plan.image_id, plan.image_id)
         return plan.image_id
 
     # -- listing and inspecting ------------------------------------------------
@@ -666,6 +689,8 @@ class ImageService:
                 continue  # in use after all, or gone with a child deleted before it
             deleted += records
             reclaimed += sum(sizes.get(r["Deleted"], 0) for r in records if "Deleted" in r)
+        if self._emit is not None:
+            self._emit("prune", "", {"reclaimed": str(reclaimed)})
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -799,6 +824,8 @@ class ImageService:
     def save(self, plan: list[SaveImage], out: Any) -> None:
         """Write the archive of ``plan`` (from ``save_plan``) to ``out``."""
         write_save(plan, out, self._open_layer)
+        for image in plan:
+            self._event("save", image.image_id, image.image_id)
 
     @contextlib.contextmanager
     def _open_layer(self, diff_id: str) -> Iterator[tuple[BinaryIO, int]]:
@@ -843,25 +870,31 @@ class ImageService:
                 "refusing to create an ambiguous tag using digest algorithm as name")
         with self._lock, self.db.transaction() as db:
             self._set_tag(db, new, image_id, rfc3339_nano())
+        self._event("tag", image_id, new.familiar())
 
     def delete(self, ref: str, force: bool = False, prune: bool = True) -> list[dict[str, str]]:
         """``docker rmi``, with Docker's rules for untagging versus deleting and its
         conflict messages."""
         with self._lock:
             records: list[dict[str, str]] = []
+            happened: list[tuple[str, str, dict[str, str]]] = []
             with self.db.transaction() as db:
-                self._delete(db, ref, force, prune, records)
+                self._delete(db, ref, force, prune, records, happened)
+            for action, image_id, labels in happened:
+                self._event(action, image_id, image_id, labels)
             self._gc_layers()
             self._gc_content()
             return records
 
     def _delete(self, db: Any, ref: str, force: bool, prune: bool,
-                records: list[dict[str, str]]) -> None:
+                records: list[dict[str, str]],
+                happened: list[tuple[str, str, dict[str, str]]]) -> None:
         """Docker's ImageDelete, step by step: a name untags first and deletes only the last
         reference; an ID deletes, untagging a single repository's references on the way."""
         image_id = self._resolve_id(ref)
         refs = self._refs_of(image_id)
         by_id = self._is_id_ref(image_id, ref)
+        labels = self._labels_of(image_id)
         if not by_id:
             named = parse_normalized(ref).with_default_tag()
             if not force and _single_repo(refs):
@@ -876,16 +909,19 @@ class ImageService:
                             and r.name == named.name)), named)
             db.execute("DELETE FROM tags WHERE reference=?", (str(key),))
             records.append({"Untagged": key.familiar()})
+            happened.append(("untag", image_id, labels))
             remaining = [r for r in refs if str(r) != str(key)]
             if not key.digest and not any(
                     not r.digest and r.name == key.name for r in remaining):
                 for r in [r for r in remaining if r.digest and r.name == key.name]:
                     db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
                     records.append({"Untagged": r.familiar()})
+                    happened.append(("untag", image_id, labels))
                     remaining.remove(r)
             if remaining:
                 return
-            self._delete_helper(db, image_id, records, force, prune, quiet=True)
+            self._delete_helper(db, image_id, records, force, prune, quiet=True,
+                                happened=happened)
             return
         if _single_repo(refs):
             self._check_conflict(image_id, hard=True, soft=not force,
@@ -893,7 +929,9 @@ class ImageService:
             for r in refs:
                 db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
                 records.append({"Untagged": r.familiar()})
-        self._delete_helper(db, image_id, records, force, prune, quiet=False)
+                happened.append(("untag", image_id, labels))
+        self._delete_helper(db, image_id, records, force, prune, quiet=False,
+                            happened=happened)
 
     @staticmethod
     def _is_id_ref(image_id: str, ref: str) -> bool:
@@ -934,7 +972,8 @@ class ImageService:
         raise Conflict(f"conflict: unable to delete {short_id(image_id)} ({kind}) - {msg}")
 
     def _delete_helper(self, db: Any, image_id: str, records: list[dict[str, str]],
-                       force: bool, prune: bool, quiet: bool) -> None:
+                       force: bool, prune: bool, quiet: bool,
+                       happened: list[tuple[str, str, dict[str, str]]]) -> None:
         try:
             self._check_conflict(image_id, hard=True, soft=not force, active_refs=True)
         except Conflict:
@@ -942,12 +981,15 @@ class ImageService:
                 return  # untagging was the whole job; the image stays for its users
             raise
         parent = db.execute("SELECT parent FROM images WHERE id=?", (image_id,)).fetchone()
+        labels = self._labels_of(image_id)
         for r in self._refs_of(image_id):
             db.execute("DELETE FROM tags WHERE reference=?", (str(r),))
             records.append({"Untagged": r.familiar()})
+            happened.append(("untag", image_id, labels))
         db.execute("DELETE FROM image_layers WHERE image_id=?", (image_id,))
         db.execute("DELETE FROM images WHERE id=?", (image_id,))
         records.append({"Deleted": image_id})
+        happened.append(("delete", image_id, {}))
         # Layers no image references any more go too, top first (children before parents).
         while True:
             orphans = db.execute(
@@ -963,7 +1005,8 @@ class ImageService:
             pid = parent[0]
             if db.execute("SELECT 1 FROM images WHERE id=?", (pid,)).fetchone() and \
                     not self._refs_of(pid):
-                self._delete_helper(db, pid, records, False, True, quiet=True)
+                self._delete_helper(db, pid, records, False, True, quiet=True,
+                                    happened=happened)
 
     # -- container root filesystems -------------------------------------------
     def prepare_rootfs(self, container_key: str, image_id: str) -> list[Mount]:
@@ -1080,6 +1123,8 @@ class ImageService:
                 self._write_image(db, plan, now)
                 db.execute("UPDATE images SET parent=? WHERE id=?",
                            (parent.id, plan.image_id))
+        if ref is not None:
+            self._event("tag", plan.image_id, ref.familiar())
         return plan.image_id
 
     def _blob_referenced(self, digest: str) -> bool:

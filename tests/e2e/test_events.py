@@ -96,3 +96,51 @@ def test_restart_always_until_stopped(berthd: Berthd) -> None:
     run_ok(berthd, "rm", "-f", "again")
     result = docker(berthd, "run", "--rm", "--restart", "always", "busybox", "true")
     assert result.returncode != 0
+
+
+def test_image_events(berthd: Berthd, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from tests.daemon_fixture import busybox_tar
+
+    time.sleep(0.05)  # the fixture's seeding import is not part of this
+    since = str(time.time())
+    image_id = run_ok(berthd, "inspect", "-f", "{{.Id}}", "busybox").strip()
+    run_ok(berthd, "tag", "busybox", "evimg:1")
+    saved = str(tmp_path / "saved.tar")
+    run_ok(berthd, "save", "-o", saved, "evimg:1")
+    run_ok(berthd, "rmi", "evimg:1")
+    run_ok(berthd, "load", "-i", saved)
+    imported = subprocess.run([DOCKER, "import", "-", "evimported:2"], input=busybox_tar(),
+                              env=berthd.env(), capture_output=True, check=True)
+    imported_id = imported.stdout.decode().strip()
+    run_ok(berthd, "rmi", "evimported:2")
+    run_ok(berthd, "image", "prune", "-f")
+    until = str(time.time() + 0.5)
+    out = run_ok(berthd, "events", "--since", since, "--until", until, "--filter",
+                 "type=image", "--format", "{{.Type}} {{.Action}} {{.Actor.ID}} "
+                 "{{.Actor.Attributes.name}}")
+    assert out.splitlines() == [
+        f"image tag {image_id} evimg:1",
+        f"image save {image_id} {image_id}",
+        f"image untag {image_id} {image_id}",
+        f"image load {image_id} {image_id}",
+        f"image import {imported_id} {imported_id}",
+        f"image untag {imported_id} {imported_id}",
+        f"image delete {imported_id} {imported_id}",
+        "image prune  <no value>",
+    ]
+    # Only image events, and the image filter narrows them to one image.
+    out = run_ok(berthd, "events", "--since", since, "--until", until, "--filter",
+                 f"image={imported_id}", "--format", "{{.Action}}")
+    assert out.split() == ["import", "untag", "delete"]
+
+    import docker as docker_py
+
+    client = docker_py.DockerClient(base_url=berthd.host, version="1.44")
+    try:
+        events = list(client.events(since=float(since), until=float(until),
+                                    filters={"type": "image", "event": "tag"}, decode=True))
+    finally:
+        client.close()
+    assert [(e["Type"], e["Action"], e["Actor"]["Attributes"]["name"]) for e in events] == [
+        ("image", "tag", "evimg:1")]
+    assert events[0]["status"] == "tag" and events[0]["id"] == image_id
