@@ -34,7 +34,8 @@ def register(router: Router, services: Any) -> None:
 
     async def put(request: Request) -> Response:
         await containers.archive_put(request.params["id"], path_of(request), request.stream(),
-                                     request.flag("noOverwriteDirNonDir"))
+                                     request.flag("noOverwriteDirNonDir"),
+                                     request.flag("copyUIDGID"))
         return Response(status=200)
 
     router.add("HEAD", "/containers/{id}/archive", head)

@@ -207,3 +207,191 @@ def write_tree_tar(res: Resolved, rebase: str, out: Any) -> None:
         top = res.host_path
         if add(top, rebase):
             walk(top, rebase)
+
+
+class TarEntry:
+    """One member seen by :class:`TarHeaderScanner`: its name, whether it is a directory,
+    and the stream offset of its header block (bytes before it belong to earlier members)."""
+
+    __slots__ = ("is_dir", "name", "offset")
+
+    def __init__(self, name: str, is_dir: bool, offset: int) -> None:
+        self.name, self.is_dir, self.offset = name, is_dir, offset
+
+
+class TarHeaderScanner:
+    """Follow a tar stream as it passes by, naming its members without unpacking them.
+
+    ``docker cp`` needs the names before (no-overwrite checks) and after (ownership) the
+    unpacking, which happens elsewhere from the same bytes. Knows ustar, PAX ``path``
+    records and GNU long names; member data is skipped, not kept.
+    """
+
+    _META_LIMIT = 1 << 20
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0            # stream offset of _buf[0]
+        self._skip = 0           # data bytes (with padding) still to pass over
+        self._meta: tuple[str, int] | None = None   # ("x"|"L", size) being collected
+        self._long_name: str | None = None
+        self.ended = False
+
+    def feed(self, data: bytes) -> list[TarEntry]:
+        entries: list[TarEntry] = []
+        view = memoryview(data)
+        while view and not self.ended:
+            if self._skip and self._meta is None:
+                step = min(self._skip, len(view))
+                self._skip -= step
+                self._pos += step
+                view = view[step:]
+                continue
+            need = 512 if self._meta is None else _padded(self._meta[1])
+            take = min(need - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < need:
+                break
+            block = bytes(self._buf)
+            self._buf.clear()
+            start = self._pos
+            self._pos += need
+            if self._meta is not None:
+                kind, size = self._meta
+                self._meta = None
+                self._long_name = (_pax_path(block[:size]) if kind == "x"
+                                   else block[:size].split(b"\0", 1)[0].decode(
+                                       "utf-8", "surrogateescape")) or self._long_name
+                continue
+            entry = self._header(block, start)
+            if entry is not None:
+                entries.append(entry)
+        return entries
+
+    def _header(self, block: bytes, offset: int) -> TarEntry | None:
+        if block == bytes(512):
+            self.ended = True
+            return None
+        size = _tar_number(block[124:136])
+        kind = chr(block[156]) if block[156] else "0"
+        if kind in ("x", "L"):
+            if size > self._META_LIMIT:
+                raise errors.InvalidArgument("tar header too large")
+            self._meta = (kind, size)
+            return None
+        if kind in ("g", "K"):
+            self._skip = _padded(size)
+            return None
+        name = self._long_name
+        self._long_name = None
+        if name is None:
+            name = block[0:100].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+            if block[257:262] == b"ustar":
+                prefix = block[345:500].split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+                if prefix:
+                    name = f"{prefix}/{name}"
+        is_dir = kind == "5" or (kind in ("0", "\0") and name.endswith("/"))
+        # Links, devices, fifos and directories carry no data.
+        self._skip = _padded(size) if kind in ("0", "7") else 0
+        return TarEntry(name, is_dir, offset)
+
+
+def _padded(size: int) -> int:
+    return (size + 511) // 512 * 512
+
+
+def _tar_number(field: bytes) -> int:
+    if field and field[0] & 0x80:  # GNU base-256
+        return int.from_bytes(bytes([field[0] & 0x7F]) + field[1:], "big")
+    text = field.split(b"\0", 1)[0].strip()
+    return int(text, 8) if text else 0
+
+
+def _pax_path(data: bytes) -> str | None:
+    path = None
+    while data:
+        length_text, _, _ = data.partition(b" ")
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise errors.InvalidArgument("malformed PAX header") from None
+        record, data = data[:length], data[length:]
+        key, _, value = record.partition(b" ")[2].partition(b"=")
+        if key == b"path":
+            path = value.rstrip(b"\n").decode("utf-8", "surrogateescape")
+        if length <= 0:
+            break
+    return path
+
+
+def member_path(directory: str, member: str) -> str | None:
+    """The container path a tar member unpacks to under ``directory``; None for the
+    directory itself (``./``)."""
+    parts = [p for p in member.split("/") if p not in ("", ".")]
+    if not parts:
+        return None
+    return os.path.normpath(os.path.join(directory, *parts))
+
+
+def overwrite_conflict(root: str, directory: str, entry: TarEntry) -> str | None:
+    """Docker's ``noOverwriteDirNonDir`` rule for one member: the message when unpacking it
+    would replace a directory by a non-directory or the reverse, else None."""
+    target = member_path(directory, entry.name)
+    if target is None:
+        return None
+    try:
+        res = resolve(root, target)
+        st = os.lstat(res.host_path)
+    except (errors.BerthError, OSError):
+        return None  # not there (or unreachable): nothing to overwrite
+    if stat.S_ISDIR(st.st_mode) and not entry.is_dir:
+        return f'cannot overwrite directory "{target}" with non-directory "{directory}"'
+    if not stat.S_ISDIR(st.st_mode) and entry.is_dir:
+        return f'cannot overwrite non-directory "{target}" with directory "{directory}"'
+    return None
+
+
+def lchown_in_root(root: str, path: str, uid: int, gid: int) -> None:
+    """chown ``path`` (a container path) itself, never a link's target, reaching it through
+    directory fds opened without following links, so a path swapped meanwhile cannot lead
+    the chown out of the root."""
+    res = resolve(root, path)
+    if not res.name:
+        return
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = _open_dir(root_fd, list(res.parent))
+        try:
+            os.chown(res.name, uid, gid, dir_fd=fd, follow_symlinks=False)
+        finally:
+            if fd != root_fd:
+                os.close(fd)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(root_fd)
+
+
+def open_file_in_root(root: str, path: str) -> int | None:
+    """An fd on a regular file of the container (``/etc/passwd``), opened without following a
+    final link out of the root; None when it is missing or not a regular file."""
+    try:
+        res = resolve(root, path)
+        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            dir_fd = _open_dir(root_fd, list(res.parent))
+            try:
+                fd = os.open(res.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                             | os.O_NONBLOCK, dir_fd=dir_fd)
+            finally:
+                if dir_fd != root_fd:
+                    os.close(dir_fd)
+        finally:
+            os.close(root_fd)
+    except (errors.BerthError, OSError):
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd

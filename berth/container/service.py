@@ -1307,8 +1307,16 @@ class ContainerService:
         return path_stat, chunks()
 
     async def archive_put(self, ref: str, path: str, body: AsyncIterator[bytes],
-                          no_overwrite_dir_non_dir: bool = False) -> None:
-        """Unpack a tar into the directory ``path`` of the container, never outside it."""
+                          no_overwrite_dir_non_dir: bool = False,
+                          copy_uid_gid: bool = False) -> None:
+        """Unpack a tar into the directory ``path`` of the container, never outside it.
+
+        Ownership as dockerd sets it: the tar's owners; with ``copy_uid_gid`` (``cp -a``) and
+        a ``User`` in the container's config, that user's uid and gid (resolved in the
+        container's own /etc/passwd and /etc/group) for every member. With
+        ``no_overwrite_dir_non_dir`` (what the docker CLI always asks), a member that would
+        replace a directory by a non-directory, or the reverse, fails the copy there, with
+        the members before it unpacked, as dockerd's untar does."""
         from berth.archive import WhiteoutMode, apply_layer
 
         async with self._rootfs(ref) as (root, record):
@@ -1320,6 +1328,14 @@ class ContainerService:
                     (p.get("RW") and path.startswith(p["Destination"]))
                     for p in record.get("Mounts") or []):
                 raise errors.PermissionDenied("container rootfs is marked read-only")
+            owner = None
+            user = (record["Config"].get("User") or "").strip()
+            if copy_uid_gid and user:
+                owner = await asyncio.to_thread(_resolve_user_in_root, root, user)
+            directory = "/" + "/".join((*res.parent, res.name)) if res.name else "/"
+            scanner = fs.TarHeaderScanner()
+            members: list[str] = []
+            conflict: str | None = None
             read_fd, write_fd = os.pipe()
             reader = os.fdopen(read_fd, "rb")
 
@@ -1327,17 +1343,45 @@ class ContainerService:
                 with reader:
                     apply_layer(reader, target, whiteouts=WhiteoutMode.REMOVE)
 
+            def check(chunk: bytes, offset: int) -> int | None:
+                """Where in ``chunk`` the first refused member starts, or None."""
+                nonlocal conflict
+                for entry in scanner.feed(chunk):
+                    if owner is not None:
+                        members.append(entry.name)
+                    if no_overwrite_dir_non_dir:
+                        conflict = fs.overwrite_conflict(root, directory, entry)
+                        if conflict is not None:
+                            return entry.offset - offset
+                return None
+
             applying = asyncio.ensure_future(asyncio.to_thread(apply))
+            offset = 0
             try:
                 with os.fdopen(write_fd, "wb", buffering=0) as writer:
                     async for chunk in body:
                         if applying.done():
                             break
-                        await asyncio.to_thread(writer.write, chunk)
+                        stop = (await asyncio.to_thread(check, chunk, offset)
+                                if no_overwrite_dir_non_dir or owner is not None else None)
+                        offset += len(chunk)
+                        await asyncio.to_thread(writer.write, chunk[:stop] if stop is not None
+                                                else chunk)
+                        if stop is not None:
+                            break
             except BrokenPipeError:
                 pass
             finally:
-                await applying
+                if conflict is not None:
+                    with contextlib.suppress(errors.BerthError, OSError):
+                        await applying
+                else:
+                    await applying
+            if conflict is not None:
+                raise _ArchiveConflict(conflict)
+            if owner is not None:
+                uid, gid = owner
+                await asyncio.to_thread(_chown_members, root, directory, members, uid, gid)
 
     # -- daemon lifecycle ----------------------------------------------------------------------
 
@@ -1821,3 +1865,33 @@ async def _threaded_tar(write: Callable[[Any], None]) -> AsyncIterator[bytes]:
     finally:
         reader.close()
         await producing
+
+
+class _ArchiveConflict(errors.Conflict):
+    """dockerd answers a refused overwrite during ``docker cp`` with a plain 500."""
+
+    status = 500
+
+
+def _resolve_user_in_root(root: str, user: str) -> tuple[int, int]:
+    """``Config.User`` as uid and gid, from the container's own account files."""
+    from berth.runtime.user import resolve as resolve_user
+
+    fds = [fs.open_file_in_root(root, "/etc/passwd"), fs.open_file_in_root(root, "/etc/group")]
+    try:
+        paths = [f"/proc/self/fd/{fd}" if fd is not None else "/nonexistent" for fd in fds]
+        resolved = resolve_user(user, passwd=paths[0], group=paths[1])
+    finally:
+        for fd in fds:
+            if fd is not None:
+                os.close(fd)
+    return resolved.uid, resolved.gid
+
+
+def _chown_members(root: str, directory: str, members: list[str], uid: int, gid: int) -> None:
+    for name in members:
+        target = fs.member_path(directory, name)
+        if target is None:
+            continue
+        with contextlib.suppress(errors.BerthError, OSError):
+            fs.lchown_in_root(root, target, uid, gid)
