@@ -7,8 +7,11 @@ descriptor types.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
+
+TYPE_CHECKING = False  # typing and importlib cost the CLI milliseconds to import
+if TYPE_CHECKING:
+    from typing import Any
 
 _EXPORTS = {
     "ANNOTATION_CONTAINERD_NAME": "descriptor",
@@ -34,6 +37,8 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'berth.oci' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"berth.oci.{module}"), name)
+    qualified = f"berth.oci.{module}"
+    __import__(qualified)
+    value = getattr(sys.modules[qualified], name)
     globals()[name] = value
     return value

@@ -15,12 +15,13 @@ them unchanged::
     separator   := [._] | "__" | "-"+
     tag         := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
     digest      := algorithm ":" hex{32,}
+
+The CLI parses one reference per ``run`` and starts in tens of milliseconds, so the common
+shapes (no digest, no IPv6 host) are checked by hand and the grammar's regular expressions are
+compiled only for the rest; a property test keeps the two in agreement.
 """
 
 from __future__ import annotations
-
-import re
-from dataclasses import dataclass
 
 from berth.errors import InvalidArgument
 
@@ -51,21 +52,77 @@ _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}
 _REMOTE = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _NAME = rf"(?:{_DOMAIN}/)?{_REMOTE}"
 
-_REFERENCE_RE = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?")
-_NAME_RE = re.compile(rf"(?:({_DOMAIN})/)?({_REMOTE})")
-_TAG_RE = re.compile(_TAG)
-_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}")
 _DIGEST_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_HEX = frozenset("0123456789abcdef")
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM_CHARS = _LOWER_ALNUM | frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TAG_FIRST = _ALNUM_CHARS | {"_"}
+_TAG_CHARS = _TAG_FIRST | {".", "-"}
+_DIGITS = frozenset("0123456789")
 
 
-@dataclass(frozen=True)
+class _Grammar:
+    """The grammar's compiled patterns, built on first use (``re`` and compiling cost ms)."""
+
+    def __init__(self) -> None:
+        import re
+
+        self.reference = re.compile(rf"({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?")
+        self.name = re.compile(rf"(?:({_DOMAIN})/)?({_REMOTE})")
+
+
+_grammar: _Grammar | None = None
+
+
+def _patterns() -> _Grammar:
+    global _grammar
+    if _grammar is None:
+        _grammar = _Grammar()
+    return _grammar
+
+
 class Reference:
-    """A parsed reference. ``domain`` is empty only for references parsed without normalising."""
+    """A parsed reference. ``domain`` is empty only for references parsed without normalising.
+
+    Immutable, hashable and compared by value (a plain class: ``dataclasses`` would import
+    ``inspect``, ~10 ms of the CLI's start)."""
+
+    __slots__ = ("domain", "path", "tag", "digest")
 
     domain: str
     path: str
-    tag: str = ""
-    digest: str = ""
+    tag: str
+    digest: str
+
+    def __init__(self, domain: str, path: str, tag: str = "", digest: str = "") -> None:
+        object.__setattr__(self, "domain", domain)
+        object.__setattr__(self, "path", path)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "digest", digest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def _key(self) -> tuple[str, str, str, str]:
+        return self.domain, self.path, self.tag, self.digest
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._key() == other._key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Reference(domain={self.domain!r}, path={self.path!r}, tag={self.tag!r}, "
+                f"digest={self.digest!r})")
+
+    def __reduce__(self) -> tuple[type[Reference], tuple[str, str, str, str]]:
+        return Reference, self._key()
 
     @property
     def name(self) -> str:
@@ -115,17 +172,74 @@ class Reference:
         return Reference(self.domain, self.path)
 
 
+# -- the grammar by hand ----------------------------------------------------------------------
+
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG_RE.fullmatch(tag))
+    return (0 < len(tag) <= 128 and tag[0] in _TAG_FIRST
+            and all(c in _TAG_CHARS for c in tag))
+
+
+def _is_path_component(text: str) -> bool:
+    """``[a-z0-9]+ ( ( [._] | __ | -+ ) [a-z0-9]+ )*``"""
+    if not text or text[0] not in _LOWER_ALNUM or text[-1] not in _LOWER_ALNUM:
+        return False
+    separator = ""
+    for c in text:
+        if c in _LOWER_ALNUM:
+            if separator and separator not in (".", "_", "__") and separator.strip("-"):
+                return False
+            separator = ""
+        elif c in "._-":
+            separator += c
+        else:
+            return False
+    return True
+
+
+def _is_domain_component(text: str) -> bool:
+    return bool(text) and text[0] in _ALNUM_CHARS and text[-1] in _ALNUM_CHARS and all(
+        c in _ALNUM_CHARS or c == "-" for c in text)
+
+
+def _is_domain(text: str) -> bool:
+    """``host [":" port]`` for a host written as names (an IPv6 host goes to the grammar)."""
+    host, colon, port = text.partition(":")
+    if colon and not (port and all(c in _DIGITS for c in port)):
+        return False
+    return all(_is_domain_component(part) for part in host.split("."))
+
+
+def _parse_plain(s: str) -> Reference | None:
+    """A reference without digest or IPv6 host, or None when it is not valid (the grammar then
+    says why)."""
+    slash = s.rfind("/")
+    colon = s.find(":", slash + 1)
+    name, tag = (s[:colon], s[colon + 1:]) if colon >= 0 else (s, "")
+    if colon >= 0 and not is_valid_tag(tag):
+        return None
+    if len(name) > NAME_TOTAL_LENGTH_MAX:
+        return None
+    components = name.split("/")
+    if len(components) > 1 and _is_domain(components[0]) and all(
+            _is_path_component(c) for c in components[1:]):
+        return Reference(components[0], name[len(components[0]) + 1:], tag)
+    if all(_is_path_component(c) for c in components):
+        return Reference("", name, tag)
+    return None
 
 
 def parse_reference(s: str) -> Reference:
     """Parse without normalising (``distribution/reference.Parse``)."""
-    m = _REFERENCE_RE.fullmatch(s)
+    if "@" not in s and "[" not in s:
+        ref = _parse_plain(s)
+        if ref is not None:
+            return ref
+    grammar = _patterns()
+    m = grammar.reference.fullmatch(s)
     if m is None:
         if s == "":
             raise InvalidArgument("repository name must have at least one component")
-        if _REFERENCE_RE.fullmatch(s.lower()) is not None:
+        if grammar.reference.fullmatch(s.lower()) is not None:
             raise InvalidArgument("repository name must be lowercase")
         raise InvalidArgument("invalid reference format")
     name, tag, digest = m.group(1), m.group(2) or "", m.group(3) or ""
@@ -134,7 +248,7 @@ def parse_reference(s: str) -> Reference:
             f"repository name must not be more than {NAME_TOTAL_LENGTH_MAX} characters")
     if digest:
         _check_digest(digest)
-    nm = _NAME_RE.fullmatch(name)
+    nm = grammar.name.fullmatch(name)
     assert nm is not None  # the reference pattern contains the name pattern
     return Reference(nm.group(1) or "", nm.group(2), tag, digest)
 
@@ -165,12 +279,16 @@ def _split_docker_domain(name: str) -> tuple[str, str]:
     return domain, remainder
 
 
+def _is_hex_id(s: str, length: int = 64) -> bool:
+    return len(s) == length and all(c in _HEX for c in s)
+
+
 def parse_normalized(s: str) -> Reference:
     """Parse a reference as a user types it and qualify it (``ParseNormalizedNamed``).
 
     The tag is not defaulted here; call ``with_default_tag()`` where Docker does.
     """
-    if _IDENTIFIER_RE.fullmatch(s):
+    if _is_hex_id(s):
         raise InvalidArgument(
             f"invalid repository name ({s}), cannot specify 64-byte hexadecimal strings")
     domain, remainder = _split_docker_domain(s)
@@ -187,8 +305,8 @@ def parse_normalized(s: str) -> Reference:
 
 def parse_any_reference(s: str) -> Reference | str:
     """A reference or, for ``sha256:<hex>`` and bare 64-hex strings, the image ID it names."""
-    if _IDENTIFIER_RE.fullmatch(s):
+    if _is_hex_id(s):
         return "sha256:" + s
-    if re.fullmatch(r"sha256:[a-f0-9]{64}", s):
+    if s.startswith("sha256:") and _is_hex_id(s[7:]):
         return s
     return parse_normalized(s)

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from berth.errors import InvalidArgument
-from berth.oci import parse_any_reference, parse_normalized, parse_reference
+from berth.oci import Reference, parse_any_reference, parse_normalized, parse_reference
 
 HEX = "a" * 64
 
@@ -117,3 +117,52 @@ def test_uppercase_is_refused_with_the_repository(path: str) -> None:
         return
     with pytest.raises(InvalidArgument, match="must be lowercase"):
         parse_normalized(upper)
+
+
+def _by_grammar(text: str) -> Reference | None:
+    """What the grammar's regular expressions alone make of a digest-free reference."""
+    from berth.oci.reference import NAME_TOTAL_LENGTH_MAX, _patterns
+
+    m = _patterns().reference.fullmatch(text)
+    if m is None or m.group(3) or len(m.group(1)) > NAME_TOTAL_LENGTH_MAX:
+        return None
+    nm = _patterns().name.fullmatch(m.group(1))
+    assert nm is not None
+    return Reference(nm.group(1) or "", nm.group(2), m.group(2) or "")
+
+
+_grammar_chars = st.text("ab0Z9.-_:/@[]", max_size=24)
+
+
+@given(_grammar_chars | (_domain.map(lambda d: d.rstrip("/")) | _path)
+       .flatmap(lambda p: st.builds(lambda tail: p + tail, _grammar_chars)))
+def test_hand_parser_agrees_with_the_grammar(text: str) -> None:
+    from berth.oci.reference import _parse_plain
+
+    if "@" in text or "[" in text:
+        return
+    assert _parse_plain(text) == _by_grammar(text)
+
+
+@pytest.mark.parametrize("text", ["a/b", "a:1/b:c", "localhost:5000", "A.b-c/d", "a-/b",
+                                  "a--b__c.d", "a___b", "a._b", "x" * 256, "a:" + "t" * 128,
+                                  "a:" + "t" * 129, "a/b:c:d", "1.2.3.4:80/x", "a.b:/c"])
+def test_hand_parser_agrees_on_edges(text: str) -> None:
+    from berth.oci.reference import _parse_plain
+
+    assert _parse_plain(text) == _by_grammar(text)
+
+
+def test_reference_is_a_frozen_value() -> None:
+    import pickle
+
+    ref = parse_normalized("busybox:1")
+    assert ref == Reference("docker.io", "library/busybox", "1")
+    assert hash(ref) == hash(Reference("docker.io", "library/busybox", "1"))
+    assert ref != Reference("docker.io", "library/busybox", "2")
+    assert {ref: 1}[parse_normalized("docker.io/library/busybox:1")] == 1
+    assert pickle.loads(pickle.dumps(ref)) == ref
+    assert repr(ref) == ("Reference(domain='docker.io', path='library/busybox', tag='1', "
+                         "digest='')")
+    with pytest.raises(AttributeError):
+        ref.tag = "2"  # type: ignore[misc]
