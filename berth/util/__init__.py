@@ -6,12 +6,12 @@ package on its start path.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import time
-from collections.abc import Iterator
-from typing import Any
+
+TYPE_CHECKING = False  # typing, json and contextlib stay off the CLI's start path
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "atomic_write",
@@ -66,18 +66,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, mode: int = 0o644,
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             os.unlink(tmp)
+        except FileNotFoundError:
+            pass
         raise
     if durable:
         fsync_dir(directory)
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, durable: bool = True) -> None:
+    import json
+
     atomic_write(path, json.dumps(obj, separators=(",", ":")).encode(), durable=durable)
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:
+    import json
+
     with open(path, "rb") as f:
         return json.load(f)
 
@@ -110,10 +116,16 @@ def rfc3339_nano(ts: float | None = None) -> str:
     return f"{base}.{frac:09d}Z"
 
 
-@contextlib.contextmanager
-def umask(mask: int) -> Iterator[None]:
-    old = os.umask(mask)
-    try:
-        yield
-    finally:
-        os.umask(old)
+class umask:  # lower case: used as ``with umask(0o022):``, as the function it replaced
+    """Set the process umask for a ``with`` block, restoring the old one after."""
+
+    def __init__(self, mask: int) -> None:
+        self._mask = mask
+        self._old: int | None = None
+
+    def __enter__(self) -> None:
+        self._old = os.umask(self._mask)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._old is not None:
+            os.umask(self._old)
