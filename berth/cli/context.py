@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import IO
+
     from berth.http.client import Client
 
 __all__ = ["Context", "StatusError"]

@@ -7,12 +7,15 @@ label files. Shared by ``run``/``create``, ``update`` and ``exec``.
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from berth.cli.context import StatusError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
+    from typing import Any
 
 
 class OptionError(ValueError):
@@ -307,6 +310,8 @@ def health_config(args: argparse.Namespace) -> dict[str, Any] | None:
 
 def security_opts(values: list[str]) -> list[str]:
     """docker's ``parseSecurityOpts``: a seccomp profile file is sent as its (compact) JSON."""
+    if not values:
+        return []
     import json
 
     out = []

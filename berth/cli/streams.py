@@ -10,11 +10,13 @@ from __future__ import annotations
 # The C module: `socket` builds its IntEnums at import, ~8 ms of the CLI's start.
 import _socket as socket
 import os
-import threading
-from collections.abc import Callable, Iterable
-from typing import IO, Protocol
 
 from berth.http.frames import STDERR, STDOUT, SYSTEMERR, FrameDecoder
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import IO, Protocol
 
 __all__ = ["StdinPump", "copy_output", "demux_to", "iter_socket"]
 
@@ -66,8 +68,9 @@ def iter_socket(sock: socket.socket, buffered: bytes = b"") -> Iterable[bytes]:
         yield data
 
 
-class Escape(Protocol):
-    def feed(self, data: bytes) -> tuple[bytes, bool]: ...
+if TYPE_CHECKING:
+    class Escape(Protocol):
+        def feed(self, data: bytes) -> tuple[bytes, bool]: ...
 
 
 class StdinPump:
@@ -84,6 +87,8 @@ class StdinPump:
         self._escape = escape
         self._on_detach = on_detach
         self.detached = False
+        import threading  # only when stdin is attached: ~1 ms of start-up otherwise
+
         self._thread = threading.Thread(target=self._run, name="stdin", daemon=True)
 
     def start(self) -> None:

@@ -19,15 +19,17 @@ from __future__ import annotations
 # The C module: `socket` builds its IntEnums at import, ~8 ms of the CLI's start.
 import _socket as socket
 import io
-import json as _json
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, Any
-from urllib.parse import quote, urlencode
 
 from berth import API_VERSION, __version__
 from berth.errors import BerthError, Unavailable
+from berth.util import jsonlite as _json
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping
+    from typing import IO, Any
 
 __all__ = [
     "DEFAULT_HOST",
@@ -46,6 +48,7 @@ _READ_SIZE = 64 * 1024
 _MAX_HEADER = 64 * 1024
 _USER_AGENT = f"berth-cli/{__version__}"
 _PATH_SAFE = "/:@!$&'()*+,;="
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
 
 
 class APIError(BerthError):
@@ -87,6 +90,15 @@ def parse_host(host: str) -> tuple[int, Any]:
     raise BerthError(f"invalid daemon address {host!r}: use unix:///path or tcp://host:port")
 
 
+def quote(text: str, safe: str = "") -> str:
+    """Percent-encode ``text`` as UTF-8, keeping unreserved characters and ``safe``: what
+    ``urllib.parse.quote`` does, without its import (~2.5 ms with ``ipaddress``)."""
+    if text.isascii() and text.isalnum():
+        return text
+    keep = _UNRESERVED.union(safe.encode("ascii"))
+    return "".join(chr(b) if b in keep else f"%{b:02X}" for b in text.encode("utf-8"))
+
+
 def _encode_params(params: Mapping[str, Any] | None) -> str:
     """Query string in Docker's conventions: booleans as 1/0, None left out, dicts as JSON."""
     if not params:
@@ -100,10 +112,10 @@ def _encode_params(params: Mapping[str, Any] | None) -> str:
             if isinstance(v, bool):
                 pairs.append((key, "1" if v else "0"))
             elif isinstance(v, dict):
-                pairs.append((key, _json.dumps(v, separators=(",", ":"))))
+                pairs.append((key, _json.dumps(v)))
             else:
                 pairs.append((key, str(v)))
-    return "?" + urlencode(pairs, quote_via=quote) if pairs else ""
+    return "?" + "&".join(f"{quote(k)}={quote(v)}" for k, v in pairs) if pairs else ""
 
 
 class _Reader:
@@ -353,7 +365,8 @@ class Hijacked:
         self.close()
 
 
-Body = bytes | IO[bytes] | Iterable[bytes]
+if TYPE_CHECKING:
+    Body = bytes | IO[bytes] | Iterable[bytes]
 
 
 class PendingRequest:
@@ -481,7 +494,7 @@ class Client:
         """Connect and send a whole request; the answer is read separately."""
         hdrs: dict[str, str] = dict(extra)
         if json is not None:
-            body = _json.dumps(json, separators=(",", ":")).encode()
+            body = _json.dumps(json).encode()
             hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)

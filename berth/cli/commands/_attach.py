@@ -12,19 +12,20 @@ running, as docker's CLI does.
 
 from __future__ import annotations
 
-# The C module: `socket` builds its IntEnums at import, ~8 ms of the CLI's start.
+# The C modules: `socket` and `signal` build IntEnums at import (enum costs ms of the start).
+import _signal as signal
 import _socket as socket
-import contextlib
+import _thread
 import os
-import signal
-import threading
-import time
-from collections.abc import Iterator
-from typing import Any
 
 from berth.cli.context import Context
 from berth.cli.streams import StdinPump, copy_output, iter_socket
 from berth.http.client import APIError, Client, Hijacked, PendingRequest
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
 
 DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
 
@@ -32,6 +33,50 @@ DEFAULT_DETACH_KEYS = b"\x10\x11"  # ctrl-p, ctrl-q
 # SIGCHLD, SIGPIPE, SIGURG and SIGWINCH; these are the ones a terminal user can send).
 _PROXIED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM",
             "SIGCONT", "SIGTSTP", "SIGTTIN", "SIGTTOU")
+
+
+class _Scoped:
+    """A ``with`` block around a generator that yields once and cleans up in ``finally``:
+    ``contextlib`` (with collections and functools) costs the CLI ~4 ms to import."""
+
+    def __init__(self, gen: Iterator[None]) -> None:
+        self._gen = gen
+
+    def __enter__(self) -> None:
+        next(self._gen)
+
+    def __exit__(self, *exc: object) -> None:
+        self._gen.close()  # the generator's finally runs; an exception goes on propagating
+
+
+def _scoped(func: Callable[..., Iterator[None]]) -> Callable[..., _Scoped]:
+    def scoped(*args: Any, **kwargs: Any) -> _Scoped:
+        return _Scoped(func(*args, **kwargs))
+
+    scoped.__name__, scoped.__doc__ = func.__name__, func.__doc__
+    return scoped
+
+
+class Cleanup:
+    """Undo steps run last-first when the block ends (``contextlib.ExitStack``'s core)."""
+
+    def __init__(self) -> None:
+        self._undo: list[tuple[Callable[..., object], tuple[object, ...]]] = []
+
+    def callback(self, func: Callable[..., object], *args: object) -> None:
+        self._undo.append((func, args))
+
+    def enter_context(self, manager: Any) -> None:
+        manager.__enter__()
+        self._undo.append((manager.__exit__, (None, None, None)))
+
+    def __enter__(self) -> Cleanup:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        while self._undo:
+            func, args = self._undo.pop()
+            func(*args)
 
 
 class Streams:
@@ -151,39 +196,48 @@ def wait_status(ctx: Context, pending: PendingRequest, timeout: float | None = N
 # -- signals and terminal ---------------------------------------------------------------------
 
 def _in_main_thread() -> bool:
+    import threading  # loaded only by the verbs that attach a terminal or proxy signals
+
     return threading.current_thread() is threading.main_thread()
 
 
-@contextlib.contextmanager
+@_scoped
 def signal_proxy(client: Client, container_id: str, enabled: bool) -> Iterator[None]:
     """Forward the signals this process receives to the container (``--sig-proxy``)."""
-    if not enabled or not _in_main_thread():
+    if not enabled:  # (off the main thread signal.signal refuses, and nothing is proxied)
         yield
         return
 
     def forward(signum: int, _frame: object) -> None:
         def send() -> None:
-            with contextlib.suppress(Exception):
+            try:
                 client.request("POST", f"/containers/{container_id}/kill",
                                params={"signal": str(signum)}).close()
-        threading.Thread(target=send, daemon=True).start()
+            except Exception:
+                pass
+        # The C thread module: ``threading`` would cost ~1 ms of every run's start.
+        _thread.start_new_thread(send, ())
 
     previous = {}
     for name in _PROXIED:
         signum = getattr(signal, name, None)
         if signum is None:
             continue
-        with contextlib.suppress(OSError, ValueError):
+        try:
             previous[signum] = signal.signal(signum, forward)
+        except (OSError, ValueError):
+            pass
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 signal.signal(signum, handler)
+            except (OSError, TypeError, ValueError):  # None: a handler set outside Python
+                pass
 
 
-@contextlib.contextmanager
+@_scoped
 def raw_terminal(ctx: Context, enabled: bool) -> Iterator[None]:
     """Put a terminal stdin in raw mode for ``-it`` so keys reach the container as typed."""
     if not enabled or not ctx.is_tty(ctx.stdin):
@@ -198,8 +252,10 @@ def raw_terminal(ctx: Context, enabled: bool) -> Iterator[None]:
     try:
         yield
     finally:
-        with contextlib.suppress(termios.error):
+        try:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        except termios.error:
+            pass
 
 
 def terminal_size(ctx: Context) -> tuple[int, int] | None:
@@ -226,7 +282,7 @@ def _resize(client: Client, ctx: Context, path: str) -> bool:
     return True
 
 
-@contextlib.contextmanager
+@_scoped
 def monitor_tty_size(client: Client, ctx: Context, path: str) -> Iterator[None]:
     """Send our size to ``path`` (``/containers/ID/resize``) now and on every SIGWINCH.
 
@@ -236,6 +292,9 @@ def monitor_tty_size(client: Client, ctx: Context, path: str) -> Iterator[None]:
     if terminal_size(ctx) is None:
         yield
         return
+    import threading
+    import time
+
     if not _resize(client, ctx, path):
         def retry() -> None:
             for attempt in range(10):
@@ -248,14 +307,18 @@ def monitor_tty_size(client: Client, ctx: Context, path: str) -> Iterator[None]:
     if _in_main_thread():
         def on_winch(_signum: int, _frame: object) -> None:
             threading.Thread(target=_resize, args=(client, ctx, path), daemon=True).start()
-        with contextlib.suppress(OSError, ValueError):
+        try:
             previous = signal.signal(signal.SIGWINCH, on_winch)
+        except (OSError, ValueError):
+            pass
     try:
         yield
     finally:
         if previous is not None:
-            with contextlib.suppress(OSError, ValueError):
+            try:
                 signal.signal(signal.SIGWINCH, previous)
+            except (OSError, ValueError):
+                pass
 
 
 # -- streaming --------------------------------------------------------------------------------
@@ -275,8 +338,10 @@ def stream(ctx: Context, hijacked: Hijacked, streams: Streams,
         escape = escape_filter(ctx, detach_keys) if streams.tty else None
 
         def detach() -> None:
-            with contextlib.suppress(OSError):
+            try:
                 hijacked.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
         pump = StdinPump(ctx.stdin, hijacked.sock, escape=escape, on_detach=detach)
         pump.start()

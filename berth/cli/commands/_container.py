@@ -3,10 +3,7 @@ create flow (pull the image when the daemon says it has none, then create again)
 
 from __future__ import annotations
 
-import argparse
 import os
-from collections.abc import Mapping
-from typing import Any
 
 from berth.cli.context import Context, StatusError
 from berth.cli.options import (
@@ -36,6 +33,12 @@ from berth.cli.options import (
 from berth.cli.parser import Parser, append_list
 from berth.errors import BerthError
 from berth.http.client import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
+    from typing import Any
 
 USAGE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
 

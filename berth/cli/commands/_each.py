@@ -3,11 +3,13 @@ collect the errors and report them all at the end with exit code 1."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-
 from berth.cli.context import Context
 from berth.errors import BerthError
 from berth.http.client import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
 
 
 def error_text(error: BerthError) -> str:

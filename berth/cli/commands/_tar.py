@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import tarfile
-from typing import IO
 
 from berth.cli.context import StatusError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    from typing import IO
 
 
 def rebase(name: str, old: str, new: str) -> str:

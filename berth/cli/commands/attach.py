@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-from typing import Any
 
 from berth.cli.commands import _attach
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.errors import BerthError
 from berth.http.client import Client
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] CONTAINER"
 ALIASES = ("container attach", "attach")

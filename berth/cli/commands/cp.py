@@ -16,18 +16,21 @@ docker's destination rules (moby's ``archive.PrepareArchiveCopy``):
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
 import posixpath
 import threading
-from collections.abc import Iterator
-from typing import IO, Any
 
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.http.client import APIError, Client
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+    from typing import IO, Any
 
 USAGE = ("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
          "\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")

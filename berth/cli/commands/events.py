@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import time
-from typing import Any
 
 from berth.cli.commands.logs import api_timestamp, go_duration
 from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 ALIASES = ("system events", "events")

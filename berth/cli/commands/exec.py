@@ -5,15 +5,18 @@ The exit code is the command's, read from ``GET /exec/{id}/json`` once its outpu
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-from typing import Any
 
 from berth.cli.commands import _attach
 from berth.cli.context import Context, StatusError
 from berth.cli.options import OptionError, env_entry, read_env_files
 from berth.cli.parser import Parser, append_list
 from berth.http.client import DaemonUnavailable
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] CONTAINER COMMAND [ARG...]"
 ALIASES = ("container exec", "exec")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import time
-from typing import Any
 
 from berth import API_VERSION
 from berth.cli import render
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] IMAGE"
 ALIASES = ("image history", "history")

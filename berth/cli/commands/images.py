@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import time
-from typing import Any
 
 from berth.cli import render
 from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] [REPOSITORY[:TAG]]"
 ALIASES = ("image ls", "image list", "images")

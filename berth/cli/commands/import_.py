@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, append_list
 from berth.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]"
 ALIASES = ("image import", "import")

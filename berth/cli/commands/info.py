@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.errors import BerthError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 ALIASES = ("system info", "info")

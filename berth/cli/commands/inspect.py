@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import Any
 
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.errors import BerthError
 from berth.http.client import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] NAME|ID [NAME|ID...]"
 _TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service",

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.cli.streams import copy_output
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] CONTAINER"
 ALIASES = ("container logs", "logs")

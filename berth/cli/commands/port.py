@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "CONTAINER [PRIVATE_PORT[/PROTO]]"
 ALIASES = ("container port", "port")

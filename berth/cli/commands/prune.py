@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
 from berth.http.client import APIError
 from berth.util.humanize import human_size
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 

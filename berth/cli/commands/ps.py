@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import time
-from typing import Any
 
 from berth.cli import render
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 ALIASES = ("container ls", "container list", "container ps", "ps")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] NAME[:TAG|@DIGEST]"
 ALIASES = ("image pull", "pull")

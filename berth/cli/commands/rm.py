@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 from berth.cli.commands._each import for_each
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.http.client import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container rm", "container remove", "rm")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
-
 from berth.cli.commands._each import error_text
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.errors import BerthError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] IMAGE [IMAGE...]"
 ALIASES = ("image rm", "image remove", "rmi")

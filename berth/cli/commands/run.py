@@ -6,13 +6,14 @@ not be executed, 127 when it was not found.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-
 from berth.cli.commands import _attach, _container
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.errors import BerthError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = _container.USAGE
 ALIASES = ("container run", "run")
@@ -49,7 +50,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
             raise _container.run_error(e, ctx.verb) from None
     else:
         ctx.out(container_id)
-    with contextlib.ExitStack() as stack:
+    with _attach.Cleanup() as stack:
         if hijacked is not None:
             stack.callback(hijacked.close)
         try:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
-from typing import Any
 
 from berth import API_VERSION
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] IMAGE [IMAGE...]"
 ALIASES = ("image save", "save")

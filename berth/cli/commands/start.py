@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 
 from berth.cli.commands import _attach
 from berth.cli.commands._each import for_each
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container start", "start")

@@ -8,17 +8,20 @@ docker CLI computes them (``calculateCPUPercentUnix``, memory without inactive f
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import threading
 import time
-from typing import Any
 
 from berth.cli import render
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.errors import BerthError
 from berth.http.client import Client
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] [CONTAINER...]"
 ALIASES = ("container stats", "stats")

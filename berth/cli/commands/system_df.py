@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import json
-from typing import Any
 
 from berth.cli import render
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.util.humanize import human_size
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 DEFAULT_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
-from typing import Any
-
 from berth.cli import options
 from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser, flag_error
 from berth.errors import BerthError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container update", "update")

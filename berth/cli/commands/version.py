@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
-from typing import Any
 
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.errors import BerthError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = "[OPTIONS]"
 

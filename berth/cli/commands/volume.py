@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
-from typing import Any
 
 from berth.cli import render
 from berth.cli.commands._each import for_each
@@ -13,6 +11,11 @@ from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
 from berth.cli.parser import Parser, append_list
 from berth.http.client import APIError
+
+TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 USAGE = {"volume create": "[OPTIONS] [VOLUME]", "volume ls": "[OPTIONS]",
          "volume inspect": "[OPTIONS] VOLUME [VOLUME...]",
