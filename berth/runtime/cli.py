@@ -8,15 +8,14 @@ container's reaper (a child subreaper), forwards signals to it and exits with it
 
 from __future__ import annotations
 
-import contextlib
-import json
+import _signal as signal  # signal.py builds enums: enum costs milliseconds to import
 import os
-import signal
 import sys
 
 from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import container
+from berth.runtime.lite import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
@@ -35,8 +34,13 @@ def parse_signal(text: str) -> int:
     name = text.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
+    number = getattr(signal, name, None)
+    if isinstance(number, int) and name.isalnum():
+        return number
     try:
-        return int(signal.Signals[name])
+        import signal as signals  # the enum, for names the C module lacks
+
+        return int(signals.Signals[name])
     except KeyError:
         raise InvalidArgument(f"unknown signal {text!r}") from None
 
@@ -77,7 +81,7 @@ def _relay_terminal(master: int, pid: int) -> None:
     if os.isatty(0):
         saved = termios.tcgetattr(0)
         tty.setraw(0)
-        with contextlib.suppress(OSError):
+        with suppress(OSError):
             size = os.get_terminal_size(0)
             from berth.runtime.console import set_size
             set_size(master, size.lines, size.columns)
@@ -150,7 +154,7 @@ def _wait_forwarding(pid: int) -> int:
     a child subreaper)."""
 
     def forward(sig: int, _frame: Any) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with suppress(ProcessLookupError):
             os.kill(pid, sig)
 
     for sig in FORWARDED_SIGNALS:
@@ -208,6 +212,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     pids = container.container_pids(_existing(args.root, args.id))
     if args.format == "json":
         print(json.dumps(pids))
@@ -230,6 +236,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_update(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     from berth.util import read_json
 
     path = _existing(args.root, args.id)
@@ -279,11 +287,15 @@ def features() -> dict[str, Any]:
 
 
 def cmd_features(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     print(json.dumps(features(), indent=2))
     return 0
 
 
 def cmd_state(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     print(json.dumps(container.state(_existing(args.root, args.id)), indent=2))
     return 0
 
@@ -305,10 +317,12 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     rows = []
-    with contextlib.suppress(FileNotFoundError):
+    with suppress(FileNotFoundError):
         for name in sorted(os.listdir(args.root)):
-            with contextlib.suppress(BerthError, OSError, ValueError):
+            with suppress(BerthError, OSError, ValueError):
                 rows.append(container.state(os.path.join(args.root, name)))
     if args.format == "json":
         print(json.dumps(rows))
@@ -321,6 +335,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_spec(args: argparse.Namespace) -> int:
+    import json  # not on the run path: json imports re and enum
+
     path = os.path.join(args.bundle, "config.json")
     if os.path.exists(path):
         raise InvalidArgument("File config.json exists. Remove it first")
