@@ -117,6 +117,20 @@ def get_child_subreaper() -> bool:
     return bool(val.value)
 
 
+_CLOSE_RANGE_CLOEXEC = 4
+_close_range = getattr(libc, "close_range", None)  # glibc 2.34 and later
+if _close_range is not None:
+    _close_range.argtypes = [ctypes.c_uint, ctypes.c_uint, ctypes.c_int]
+
+
+def set_cloexec_from(first: int) -> bool:
+    """Mark every fd from ``first`` up close-on-exec in one call (``close_range``, Linux
+    5.11); False where that is not available, and the caller must walk its fds."""
+    if _close_range is None:
+        return False
+    return _close_range(first, 0xFFFFFFFF, _CLOSE_RANGE_CLOEXEC) == 0
+
+
 def set_pdeathsig(sig: int) -> None:
     """Have the kernel send ``sig`` to us when the thread that forked us exits."""
     _prctl(PR_SET_PDEATHSIG, sig, what="prctl(PR_SET_PDEATHSIG)")

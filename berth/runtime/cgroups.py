@@ -70,23 +70,59 @@ def _read_int(path: str, default: int = 0) -> int:
 
 def _write(path: str, value: str | int) -> None:
     try:
-        with open(path, "w") as f:
-            f.write(str(value))
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise OSError(e.errno, f"writing {value!r}: {e.strerror}", path) from None
+    try:
+        _write_fd(fd, path, value)
+    finally:
+        os.close(fd)
+
+
+def _write_fd(fd: int, path: str, value: str | int) -> None:
+    """One write: the kernel takes each write to a cgroup file as one value or rule."""
+    try:
+        os.write(fd, str(value).encode())
     except OSError as e:
         raise OSError(e.errno, f"writing {value!r}: {e.strerror}", path) from None
 
 
-def _v1_mounts() -> dict[str, str]:
-    """controller -> mount point of its v1 hierarchy (from our mountinfo)."""
-    found: dict[str, str] = {}
-    with suppress(OSError), open("/proc/self/mountinfo") as f:
-        for line in f:
+_mounted: list[tuple[str, str, str, list[str]]] | None = None
+
+
+def mounted_hierarchies() -> list[tuple[str, str, str, list[str]]]:
+    """(cgroup or cgroup2, root, mount point, super options) of every cgroup mount in our
+    mountinfo.
+
+    Read once per process: hierarchies are mounted at boot and stay. ``create`` reads it
+    before forking init, which needs it for the container's /sys/fs/cgroup, and the
+    launcher's warm-up container fills it for every shim the launcher forks.
+    """
+    global _mounted
+    if _mounted is None:
+        try:
+            with open("/proc/self/mountinfo", "rb") as f:
+                text = f.read().decode(errors="surrogateescape")
+        except OSError:
+            return []
+        found = []
+        for line in text.splitlines():
             left, _, right = line.partition(" - ")
             rparts = right.split()
-            if len(rparts) < 3 or rparts[0] != "cgroup":
+            if len(rparts) < 3 or rparts[0] not in ("cgroup", "cgroup2"):
                 continue
-            mountpoint = left.split()[4]
-            for opt in rparts[2].split(","):
+            lparts = left.split()
+            found.append((rparts[0], lparts[3], lparts[4], rparts[2].split(",")))
+        _mounted = found
+    return _mounted
+
+
+def _v1_mounts() -> dict[str, str]:
+    """controller -> mount point of its v1 hierarchy."""
+    found: dict[str, str] = {}
+    for fstype, _root, mountpoint, options in mounted_hierarchies():
+        if fstype == "cgroup":
+            for opt in options:
                 if opt in V1_CONTROLLERS:
                     found.setdefault(opt, mountpoint)
     return found
@@ -299,12 +335,21 @@ class Cgroup:
             # Rules that do not say where to start start from nothing allowed: a spec whose
             # resources leave out Docker's deny-all must not get every device.
             rules.insert(0, {"allow": False, "access": "rwm"})
-        for rule in [*rules, *DEFAULT_DEVICE_RULES]:
-            line = device_rule(rule)
-            if line == "a":
-                _write(allow if rule.get("allow") else deny, "a")
-            else:
-                _write(allow if rule.get("allow") else deny, line)
+        lines = [(allow if rule.get("allow") else deny, device_rule(rule))
+                 for rule in [*rules, *DEFAULT_DEVICE_RULES]]
+        fds: dict[str, int] = {}  # each file opened once for its dozen rules
+        try:
+            for path, line in lines:
+                if path not in fds:
+                    try:
+                        fds[path] = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+                    except OSError as e:
+                        raise OSError(e.errno, f"writing {line!r}: {e.strerror}", path
+                                      ) from None
+                _write_fd(fds[path], path, line)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
 
     def _apply_v2(self, res: dict[str, Any]) -> None:
         f = self._file

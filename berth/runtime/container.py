@@ -155,26 +155,28 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
     c1 = init_pid = 0
     cg: _cgroups.Cgroup | None = None
     try:
+        single_stage = _init.single_stage(cfg)
         if cfg.cgroups_path:
             cg = _cgroups.Cgroup.for_path(cfg.cgroups_path)
             cg.create()
-            try:
-                cg.apply(cfg.resources)
-            except OSError as e:
-                raise RuntimeFailure(f"cgroups: {e}") from None
             cfg.cgroup_procs = cg.procs_files()
+            # Moving a task between cgroups can wait for an RCU grace period (milliseconds):
+            # we do it, and write the limits, while init builds its rootfs. Init only ever
+            # execs after our "ready" has been answered by ``start``, so all is in place
+            # before the command runs. A new cgroup namespace must be unshared after the
+            # move: init moves itself then, into a cgroup whose limits are written already.
+            cfg.creator_joins_cgroups = single_stage and (
+                cfg.creates_namespace("user") or not cfg.creates_namespace("cgroup"))
+            if not cfg.creator_joins_cgroups:
+                _apply_limits(cg, cfg.resources)
+        if any(m.type in ("cgroup", "cgroup2") for m in cfg.mounts):
+            _cgroups.mounted_hierarchies()  # read here, once, rather than by every init
         os.mkfifo(fifo_path, 0o622)
         made.append(fifo_path)
         os.chmod(fifo_path, 0o622)
         fifo_fd = os.open(fifo_path, os.O_PATH | os.O_CLOEXEC)
         parent_sock, child_sock = sync.socketpair()
-        if _init.single_stage(cfg):
-            # Moving a task between cgroups can wait for an RCU grace period (milliseconds):
-            # we do it while init builds its rootfs. Init only ever execs after our "ready"
-            # has been answered by ``start``, so it is in place before the command runs. A
-            # new cgroup namespace must be unshared after the move: init moves itself then.
-            cfg.creator_joins_cgroups = cg is not None and (
-                cfg.creates_namespace("user") or not cfg.creates_namespace("cgroup"))
+        if single_stage:
             init_pid = linux.clone(_init.clone_flags(cfg))
             if init_pid == 0:
                 parent_sock.close()
@@ -183,6 +185,7 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
                 _map_user_namespace(cfg, init_pid)
                 sync.send(parent_sock, sync.MSG_CONTINUE)
             if cfg.creator_joins_cgroups and cg is not None:
+                _apply_limits(cg, cfg.resources)
                 try:
                     cg.join(init_pid)
                 except OSError as e:
@@ -277,6 +280,14 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             parent_sock.close()
         if fifo_fd >= 0:
             os.close(fifo_fd)
+
+
+def _apply_limits(cg: _cgroups.Cgroup, resources: dict[str, Any] | None) -> None:
+    """Write ``linux.resources`` into a cgroup no task of the container is in yet."""
+    try:
+        cg.apply(resources)
+    except OSError as e:
+        raise RuntimeFailure(f"cgroups: {e}") from None
 
 
 def _map_user_namespace(cfg: _config.InitConfig, pid: int) -> None:

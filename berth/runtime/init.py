@@ -91,6 +91,10 @@ def _reaper(path: str, args: list[str], env: dict[str, str], wfd: int) -> None:
                 os._exit(128 - code if code < 0 else code)
 
 
+_RESETTABLE = tuple(s for s in signal.valid_signals()
+                    if s not in (signal.SIGKILL, signal.SIGSTOP))
+
+
 class _Steps:
     """Remembers the step in progress so a failure names it."""
 
@@ -100,26 +104,35 @@ class _Steps:
 def _reset_process_state() -> None:
     """Undo what the creator's Python set up: handlers, wakeup fd, blocked signals, fds."""
     signal.set_wakeup_fd(-1)
-    for sig in signal.valid_signals():
-        if sig in (signal.SIGKILL, signal.SIGSTOP):
-            continue
-        with suppress(OSError, ValueError):
-            # getsignal costs no system call; only touch what differs from the default.
-            if signal.getsignal(sig) != signal.SIG_DFL:
-                signal.signal(sig, signal.SIG_DFL)
+    getsignal, default = signal.getsignal, signal.SIG_DFL
+    for sig in _RESETTABLE:
+        # getsignal costs no system call; only touch what differs from the default.
+        try:
+            if getsignal(sig) != default:
+                signal.signal(sig, default)
+        except (OSError, ValueError):
+            pass
     signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def _take_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
     """Make the given fds the child's 0, 1, 2 (None: /dev/null); close-on-exec the rest."""
     tmp: list[int] = []
+    null = -1
     for fd in stdio:
-        tmp.append(os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC) if fd is None else os.dup(fd))
+        if fd is not None:
+            tmp.append(os.dup(fd))
+            continue
+        if null < 0:
+            null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        tmp.append(null)
     for i, fd in enumerate(tmp):
         os.dup2(fd, i, inheritable=True)
-    for fd in tmp:
+    for fd in set(tmp):
         if fd > 2:
             os.close(fd)
+    if linux.set_cloexec_from(3):
+        return
     try:
         fds = [int(n) for n in os.listdir("/proc/self/fd")]
     except OSError:

@@ -14,6 +14,7 @@ import os
 import stat
 
 from berth import linux
+from berth.runtime import cgroups
 from berth.runtime.config import InitConfig, Mount
 from berth.runtime.lite import suppress
 
@@ -118,27 +119,20 @@ def _own_cgroups(cgroup_dirs: list[str]) -> list[tuple[str, str]]:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
             mine[ctrls] = path
     found: list[tuple[str, str]] = []
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            left, _, right = line.partition(" - ")
-            lparts, rparts = left.split(), right.split()
-            if len(rparts) < 3 or rparts[0] not in ("cgroup", "cgroup2"):
-                continue
-            root, mountpoint = lparts[3], lparts[4]
-            if rparts[0] == "cgroup2":
-                key = ""
-            else:
-                opts = rparts[2].split(",")
-                key = next((k for k in mine if k and set(k.split(",")) <= set(opts)), "-")
-            path = mine.get(key)
-            if path is None or not path.startswith(root):
-                continue
-            rel = path[len(root):].lstrip("/")
-            src = os.path.join(mountpoint, rel)
-            for d in cgroup_dirs:
-                if d.startswith(mountpoint.rstrip("/") + "/"):
-                    src = d
-            found.append((src, os.path.basename(mountpoint)))
+    for fstype, root, mountpoint, opts in cgroups.mounted_hierarchies():
+        if fstype == "cgroup2":
+            key = ""
+        else:
+            key = next((k for k in mine if k and set(k.split(",")) <= set(opts)), "-")
+        path = mine.get(key)
+        if path is None or not path.startswith(root):
+            continue
+        rel = path[len(root):].lstrip("/")
+        src = os.path.join(mountpoint, rel)
+        for d in cgroup_dirs:
+            if d.startswith(mountpoint.rstrip("/") + "/"):
+                src = d
+        found.append((src, os.path.basename(mountpoint)))
     return found
 
 

@@ -43,6 +43,8 @@ _ACTIONS = {
 # (stored in the file and compared in full): compiling Docker's profile takes longer than
 # the rest of ``berth-runtime run``.
 CACHE_DIR = "/run/berth-seccomp-cache"
+# Part of every key: a program compiled differently (the binary-tree form) is a new entry.
+_PROGRAM_FORM = "tree:"
 _cache: dict[str, bytes] = {}
 _known_elsewhere: set[str] = set()
 
@@ -110,7 +112,7 @@ def compile_section(section: dict[str, Any] | None) -> bytes | None:
         return None
     if not isinstance(section, dict):
         raise InvalidArgument("linux.seccomp: must be an object")
-    key = os.uname().machine + dumps(section, sort_keys=True)
+    key = _PROGRAM_FORM + os.uname().machine + dumps(section, sort_keys=True)
     cached = _cache.get(key) or _cache_read(key)
     if cached is not None:
         _cache[key] = cached
