@@ -20,10 +20,11 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 extras=${BERTH_EXTRAS:-}
-# (Re)install also when .venv/bin/berth is still a generated console script (it imports re
-# before anything else): berth ships its own lean launcher now.
+# (Re)install also when berth or berth-runtime is still a generated console script (it
+# imports re before anything else): they have lean launchers of their own now.
 if ! .venv/bin/python -c "import berth, h11" 2>/dev/null || [ -n "$extras" ] \
-    || ! grep -q "not pip's generated console script" .venv/bin/berth 2>/dev/null; then
+    || ! grep -q "not pip's generated console script" .venv/bin/berth 2>/dev/null \
+    || ! grep -q "not pip's generated console script" .venv/bin/berth-runtime 2>/dev/null; then
   # compat mode puts a plain path in a .pth file: no import hook (and no pathlib) at start-up.
   .venv/bin/pip install -q --disable-pip-version-check -e ".${extras}" \
     --config-settings editable_mode=compat

@@ -16,11 +16,13 @@ from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import container
 from berth.runtime.lite import suppress
+from berth.util.flags import FlagError, FlagSet
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 DEFAULT_ROOT = "/run/berth-runtime"
 FORWARDED_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM,
@@ -58,13 +60,13 @@ def _existing(root: str, container_id: str) -> str:
     return path
 
 
-def _console(args: argparse.Namespace) -> Any:
+def _console(args: Namespace) -> Any:
     if args.console_socket:
         return container.console_socket_sender(os.path.abspath(args.console_socket))
     return None
 
 
-def cmd_create(args: argparse.Namespace) -> int:
+def cmd_create(args: Namespace) -> int:
     container.create(args.id, args.bundle, _state_dir(args.root, args.id), stdio=(0, 1, 2),
                      pid_file=args.pid_file, console=_console(args))
     return 0
@@ -112,12 +114,12 @@ def _relay_terminal(master: int, pid: int) -> None:
         os.close(master)
 
 
-def cmd_start(args: argparse.Namespace) -> int:
+def cmd_start(args: Namespace) -> int:
     container.start(_existing(args.root, args.id))
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(args: Namespace) -> int:
     state_dir = _state_dir(args.root, args.id)
     if not args.detach:
         linux.set_child_subreaper()
@@ -171,7 +173,7 @@ def _wait_forwarding(pid: int) -> int:
             return 128 - code if code < 0 else code
 
 
-def cmd_exec(args: argparse.Namespace) -> int:
+def cmd_exec(args: Namespace) -> int:
     from berth.runtime import exec as rexec
 
     path = _existing(args.root, args.id)
@@ -211,7 +213,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
     return _wait_forwarding(pid)
 
 
-def cmd_ps(args: argparse.Namespace) -> int:
+def cmd_ps(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     pids = container.container_pids(_existing(args.root, args.id))
@@ -225,17 +227,17 @@ def cmd_ps(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_pause(args: argparse.Namespace) -> int:
+def cmd_pause(args: Namespace) -> int:
     container.pause(_existing(args.root, args.id))
     return 0
 
 
-def cmd_resume(args: argparse.Namespace) -> int:
+def cmd_resume(args: Namespace) -> int:
     container.resume(_existing(args.root, args.id))
     return 0
 
 
-def cmd_update(args: argparse.Namespace) -> int:
+def cmd_update(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     from berth.util import read_json
@@ -286,26 +288,26 @@ def features() -> dict[str, Any]:
     }
 
 
-def cmd_features(args: argparse.Namespace) -> int:
+def cmd_features(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     print(json.dumps(features(), indent=2))
     return 0
 
 
-def cmd_state(args: argparse.Namespace) -> int:
+def cmd_state(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     print(json.dumps(container.state(_existing(args.root, args.id)), indent=2))
     return 0
 
 
-def cmd_kill(args: argparse.Namespace) -> int:
+def cmd_kill(args: Namespace) -> int:
     container.kill(_existing(args.root, args.id), parse_signal(args.signal), all=args.all)
     return 0
 
 
-def cmd_delete(args: argparse.Namespace) -> int:
+def cmd_delete(args: Namespace) -> int:
     try:
         path = _existing(args.root, args.id)
     except NotFound:
@@ -316,7 +318,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     rows = []
@@ -334,7 +336,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_spec(args: argparse.Namespace) -> int:
+def cmd_spec(args: Namespace) -> int:
     import json  # not on the run path: json imports re and enum
 
     path = os.path.join(args.bundle, "config.json")
@@ -349,227 +351,188 @@ def cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Skipped:
-    """Stands in for the subcommands not being run: building every subparser costs more
-    than a container's whole start (argparse looks up translations for each)."""
+# -- the command line -------------------------------------------------------------------------
+# Read by berth.util.flags (pflag's rules, as runc's own flags): argparse, with gettext and
+# locale, and building its parsers cost as much as a container's whole start.
 
-    def add_argument(self, *_args: Any, **_kw: Any) -> None:
-        pass
-
-    def set_defaults(self, **_kw: Any) -> None:
-        pass
-
-
-class _Subcommands:
-    def __init__(self, sub: Any, only: str | None) -> None:
-        self.sub = sub
-        self.only = only
-
-    def add_parser(self, name: str, **kw: Any) -> Any:
-        if self.only is None or name == self.only:
-            return self.sub.add_parser(name, **kw)
-        return _Skipped()
+_BUNDLE_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("-b", "--bundle"), {"default": ".", "help": "bundle directory"}),
+    (("--pid-file",), {"help": "write init's pid here"}),
+    (("--console-socket",), {"help": "unix socket that receives the pty master "
+                                     "(process.terminal)"}),
+    (("--no-pivot",), {"action": "store_true", "help": "accepted for runc compatibility"}),
+    (("--no-new-keyring",), {"action": "store_true", "help": "accepted for runc compatibility"}),
+    (("--preserve-fds",), {"type": int, "default": 0, "help": "accepted for runc compatibility"}),
+]
+_FORMAT_FLAG = (("-f", "--format"), {"choices": ("table", "json"), "default": "table",
+                                     "help": "table or json"})
 
 
-_GLOBAL_WITH_VALUE = ("--root", "--log", "--log-format")
+class _Command:
+    """One subcommand: its summary, flags and positionals (``rest`` takes what follows)."""
+
+    def __init__(self, summary: str, flags: list[tuple[tuple[str, ...], dict[str, Any]]],
+                 positionals: tuple[str, ...] = ("id",), required: int = 1,
+                 rest: str | None = None, defaults: dict[str, Any] | None = None,
+                 interspersed: bool = True) -> None:
+        self.summary = summary
+        self.interspersed = interspersed  # False: flags end at the first positional
+        self.flags = flags
+        self.positionals = positionals
+        self.required = required
+        self.rest = rest
+        self.defaults = defaults or {}
+
+    def usage(self, name: str) -> str:
+        words = [f"<{p}>" if i < self.required else f"[{p}]"
+                 for i, p in enumerate(self.positionals)]
+        if self.rest:
+            words.append(f"[{self.rest} ...]")
+        return " ".join(["berth-runtime", name, "[flags]", *words])
 
 
-def command_of(argv: list[str]) -> str | None:
-    """The subcommand ``argv`` names, or None when help is asked for or none is there."""
-    skip = False
-    for arg in argv:
-        if skip:
-            skip = False
-        elif arg in ("-h", "--help"):
-            return None
-        elif arg in _GLOBAL_WITH_VALUE:
-            skip = True
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
-# The hot commands' options, parsed without argparse (whose import and set-up cost as much
-# as a container's start): (options with a value, flags, positionals (min, max)).
-_BUNDLE_VALUES = {"-b": "bundle", "--bundle": "bundle", "--pid-file": "pid_file",
-                  "--console-socket": "console_socket", "--preserve-fds": "preserve_fds"}
-_BUNDLE_FLAGS = {"--no-pivot": "no_pivot", "--no-new-keyring": "no_new_keyring"}
-_FAST: dict[str, tuple[dict[str, str], dict[str, str], tuple[str, ...], int]] = {
-    "run": (_BUNDLE_VALUES, {**_BUNDLE_FLAGS, "-d": "detach", "--detach": "detach"},
-            ("id",), 1),
-    "create": (_BUNDLE_VALUES, _BUNDLE_FLAGS, ("id",), 1),
-    "start": ({}, {}, ("id",), 1),
-    "state": ({}, {}, ("id",), 1),
-    "delete": ({}, {"-f": "force", "--force": "force"}, ("id",), 1),
-    "kill": ({}, {"-a": "all", "--all": "all"}, ("id", "signal"), 1),
+_COMMANDS: dict[str, _Command] = {
+    "create": _Command("create a container, blocked before its command", _BUNDLE_FLAGS),
+    "run": _Command("create and start a container, wait for it, delete it",
+                    [*_BUNDLE_FLAGS, (("-d", "--detach"), {"action": "store_true",
+                                                           "help": "do not wait"})]),
+    "start": _Command("start a created container", []),
+    "state": _Command("print a container's state as JSON", []),
+    "kill": _Command("send a signal to a container's init",
+                     [(("-a", "--all"), {"action": "store_true", "help": "signal every process"})],
+                     ("id", "signal"), defaults={"signal": "SIGTERM"}),
+    "delete": _Command("delete a container's state",
+                       [(("-f", "--force"), {"action": "store_true",
+                                             "help": "kill it if it is running"})]),
+    "list": _Command("list containers", [_FORMAT_FLAG], (), 0),
+    "exec": _Command("run a process in a running container", [
+        (("-p", "--process"), {"help": "an OCI process JSON file"}),
+        (("-t", "--tty"), {"action": "store_true", "help": "allocate a terminal"}),
+        (("-d", "--detach"), {"action": "store_true", "help": "do not wait"}),
+        (("--console-socket",), {"help": "unix socket that receives the pty master"}),
+        (("--pid-file",), {"help": "write the process's pid here"}),
+        (("--cwd",), {"default": "/", "help": "working directory"}),
+        (("-e", "--env"), {"action": "append", "help": "an environment variable"}),
+        (("-u", "--user"), {"help": "UID[:GID]"}),
+        (("-c", "--cap"), {"action": "append", "help": "a capability"}),
+        (("--no-new-privs",), {"action": "store_true", "help": "set no_new_privs"}),
+    ], rest="command", interspersed=False),
+    "ps": _Command("list a container's processes", [_FORMAT_FLAG]),
+    "pause": _Command("freeze every process of a container", []),
+    "resume": _Command("thaw a paused container", []),
+    "update": _Command("change a running container's resource limits", [
+        (("-r", "--resources"), {"help": "OCI linux.resources JSON file (- for stdin)"}),
+        (("--memory",), {"type": int, "help": "memory limit in bytes"}),
+        (("--pids-limit",), {"type": int, "help": "maximum number of processes"}),
+        (("--cpu-quota",), {"type": int, "help": "CFS quota in microseconds"}),
+        (("--cpu-period",), {"type": int, "help": "CFS period in microseconds"}),
+        (("--cpu-shares",), {"type": int, "help": "CPU shares (relative weight)"}),
+    ]),
+    "features": _Command("print what this runtime supports (JSON)", [], (), 0),
+    "spec": _Command("write a config.json with Docker's defaults",
+                     [(("-b", "--bundle"), {"default": ".", "help": "bundle directory"})],
+                     (), 0, rest="args", interspersed=False),
 }
-_FAST_DEFAULTS = {"bundle": ".", "pid_file": None, "console_socket": None, "preserve_fds": 0,
-                  "no_pivot": False, "no_new_keyring": False, "detach": False,
-                  "force": False, "all": False, "signal": "SIGTERM"}
+_GLOBAL_FLAGS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
+    (("--root",), {"default": DEFAULT_ROOT, "help": "state directory root"}),
+    (("--log",), {"help": "accepted for runc compatibility; errors go to stderr"}),
+    (("--log-format",), {"help": "accepted for runc compatibility"}),
+    (("--debug",), {"action": "store_true", "help": "accepted for runc compatibility"}),
+    (("--systemd-cgroup",), {"action": "store_true", "help": "accepted for runc compatibility"}),
+]
 
 
-def fast_parse(argv: list[str]) -> Any:
-    """The arguments of a hot command as argparse would give them, or None when anything
-    is unusual (then argparse parses, and explains)."""
-    from types import SimpleNamespace
+class UsageError(Exception):
+    """A command line that cannot be run; printed with a pointer to --help, exit 2."""
 
-    values: dict[str, Any] = {"root": DEFAULT_ROOT, "log": None, "log_format": None,
-                              "debug": False, "systemd_cgroup": False}
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        arg = argv[i]
-        name, eq, value = arg.partition("=")
-        if name in _GLOBAL_WITH_VALUE:
-            if not eq:
-                if i + 1 >= len(argv):
-                    return None
-                value = argv[i + 1]
-                i += 1
-            values[name[2:].replace("-", "_")] = value
-        elif arg in ("--debug", "--systemd-cgroup"):
-            values[arg[2:].replace("-", "_")] = True
-        else:
-            return None
-        i += 1
-    if i >= len(argv) or argv[i] not in _FAST:
-        return None
-    command = argv[i]
-    opts, flags, positional, required = _FAST[command]
-    values.update(_FAST_DEFAULTS)
-    found: list[str] = []
-    rest = argv[i + 1:]
-    j = 0
-    while j < len(rest):
-        arg = rest[j]
-        if arg.startswith("-") and arg != "-":
-            name, eq, value = arg.partition("=")
-            if name in opts:
-                if not eq:
-                    if j + 1 >= len(rest):
-                        return None
-                    value = rest[j + 1]
-                    j += 1
-                values[opts[name]] = value
-            elif arg in flags:
-                values[flags[arg]] = True
-            else:
-                return None
-        else:
-            found.append(arg)
-        j += 1
-    if not required <= len(found) <= len(positional):
-        return None
-    values.update(zip(positional, found, strict=False))
+    def __init__(self, message: str, command: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.command = command
+
+
+def _flag_set(flags: list[tuple[tuple[str, ...], dict[str, Any]]]) -> FlagSet:
+    fs = FlagSet()
+    for names, kw in flags:
+        fs.add(*names, **kw)
+    fs.add("-h", "--help", action="store_true")
+    return fs
+
+
+def _flags_help(flags: list[tuple[tuple[str, ...], dict[str, Any]]]) -> list[str]:
+    rows = [(", ".join(names), kw.get("help", "")) for names, kw in flags]
+    rows.append(("-h, --help", "show this help"))
+    width = max(len(left) for left, _ in rows) + 2
+    return [f"  {left.ljust(width)}{text}".rstrip() for left, text in rows]
+
+
+def help_text(command: str | None = None) -> str:
+    if command is None:
+        lines = ["usage: berth-runtime [global flags] <command> [flags] [arguments]", "",
+                 "berth's OCI runtime (runc's command line)", "", "commands:"]
+        width = max(len(name) for name in _COMMANDS) + 2
+        lines += [f"  {name.ljust(width)}{cmd.summary}" for name, cmd in _COMMANDS.items()]
+        lines += ["", "global flags:", *_flags_help(_GLOBAL_FLAGS)]
+    else:
+        cmd = _COMMANDS[command]
+        lines = [f"usage: {cmd.usage(command)}", "", cmd.summary, "", "flags:",
+                 *_flags_help(cmd.flags)]
+    return "\n".join(lines) + "\n"
+
+
+def parse_args(argv: list[str]) -> Namespace | None:
+    """The command line as a namespace (``func`` runs it); None when help was printed."""
     try:
-        values["preserve_fds"] = int(values["preserve_fds"])
-    except ValueError:
+        ns, rest = _flag_set(_GLOBAL_FLAGS).parse(argv, interspersed=False)
+    except FlagError as e:
+        raise UsageError(e.message) from None
+    if ns.help or not rest:
+        if not ns.help:
+            raise UsageError("a command is required")
+        sys.stdout.write(help_text())
         return None
-    values["command"] = command
-    values["func"] = globals()["cmd_" + command]
-    return SimpleNamespace(**values)
-
-
-def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The command line; ``only``: build just that subcommand's parser."""
-    import argparse
-
-    p = argparse.ArgumentParser(prog="berth-runtime", description="berth's OCI runtime")
-    p.add_argument("--root", default=DEFAULT_ROOT, help="state directory root")
-    p.add_argument("--log", help="accepted for runc compatibility; errors go to stderr")
-    p.add_argument("--log-format", help="accepted for runc compatibility")
-    p.add_argument("--debug", action="store_true", help="accepted for runc compatibility")
-    p.add_argument("--systemd-cgroup", action="store_true",
-                   help="accepted for runc compatibility")
-    sub = _Subcommands(p.add_subparsers(dest="command", required=True), only)
-
-    def with_bundle(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("-b", "--bundle", default=".", help="bundle directory")
-        sp.add_argument("--pid-file", help="write init's pid here")
-        sp.add_argument("--console-socket",
-                        help="unix socket that receives the pty master (process.terminal)")
-        sp.add_argument("--no-pivot", action="store_true",
-                        help="accepted for runc compatibility")
-        sp.add_argument("--no-new-keyring", action="store_true",
-                        help="accepted for runc compatibility")
-        sp.add_argument("--preserve-fds", type=int, default=0,
-                        help="accepted for runc compatibility")
-        sp.add_argument("id")
-
-    sp = sub.add_parser("create", help="create a container, blocked before its command")
-    with_bundle(sp)
-    sp.set_defaults(func=cmd_create)
-    sp = sub.add_parser("run", help="create and start a container, wait for it, delete it")
-    with_bundle(sp)
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.set_defaults(func=cmd_run)
-    sp = sub.add_parser("start", help="start a created container")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_start)
-    sp = sub.add_parser("state", help="print a container's state as JSON")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_state)
-    sp = sub.add_parser("kill", help="send a signal to a container's init")
-    sp.add_argument("-a", "--all", action="store_true", help="signal every process")
-    sp.add_argument("id")
-    sp.add_argument("signal", nargs="?", default="SIGTERM")
-    sp.set_defaults(func=cmd_kill)
-    sp = sub.add_parser("delete", help="delete a container's state")
-    sp.add_argument("-f", "--force", action="store_true", help="kill it if it is running")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_delete)
-    sp = sub.add_parser("list", help="list containers")
-    sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    sp.set_defaults(func=cmd_list)
-    sp = sub.add_parser("exec", help="run a process in a running container")
-    sp.add_argument("--process", "-p", help="an OCI process JSON file")
-    sp.add_argument("-t", "--tty", action="store_true")
-    sp.add_argument("-d", "--detach", action="store_true")
-    sp.add_argument("--console-socket")
-    sp.add_argument("--pid-file")
-    sp.add_argument("--cwd", default="/")
-    sp.add_argument("-e", "--env", action="append")
-    sp.add_argument("-u", "--user", help="UID[:GID]")
-    sp.add_argument("-c", "--cap", action="append")
-    sp.add_argument("--no-new-privs", action="store_true")
-    sp.add_argument("id")
-    sp.add_argument("exec_args", nargs=argparse.REMAINDER, metavar="command")
-    sp.set_defaults(func=cmd_exec)
-    sp = sub.add_parser("ps", help="list a container's processes")
-    sp.add_argument("-f", "--format", choices=("table", "json"), default="table")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_ps)
-    sp = sub.add_parser("pause", help="freeze every process of a container")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_pause)
-    sp = sub.add_parser("resume", help="thaw a paused container")
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_resume)
-    sp = sub.add_parser("update", help="change a running container's resource limits")
-    sp.add_argument("-r", "--resources", help="OCI linux.resources JSON file (- for stdin)")
-    sp.add_argument("--memory", type=int)
-    sp.add_argument("--pids-limit", type=int)
-    sp.add_argument("--cpu-quota", type=int)
-    sp.add_argument("--cpu-period", type=int)
-    sp.add_argument("--cpu-shares", type=int)
-    sp.add_argument("id")
-    sp.set_defaults(func=cmd_update)
-    sp = sub.add_parser("features", help="print what this runtime supports (JSON)")
-    sp.set_defaults(func=cmd_features)
-    sp = sub.add_parser("spec", help="write a config.json with Docker's defaults")
-    sp.add_argument("-b", "--bundle", default=".")
-    sp.add_argument("args", nargs="*", help="the command (default: sh)")
-    sp.set_defaults(func=cmd_spec)
-    return p
+    name, argv = rest[0], rest[1:]
+    cmd = _COMMANDS.get(name)
+    if cmd is None:
+        raise UsageError(f"unknown command {name!r}")
+    try:
+        ns, positionals = _flag_set(cmd.flags).parse(argv, ns, interspersed=cmd.interspersed)
+    except FlagError as e:
+        raise UsageError(e.message, name) from None
+    if ns.help:
+        sys.stdout.write(help_text(name))
+        return None
+    fixed = positionals[:len(cmd.positionals)]
+    most = len(cmd.positionals)
+    if len(fixed) < cmd.required or (cmd.rest is None and len(positionals) > most):
+        if cmd.rest is None and cmd.required == most:
+            need = f"exactly {most}"
+        else:
+            need = f"at least {cmd.required}" if len(fixed) < cmd.required else f"at most {most}"
+        raise UsageError(f'"{name}" requires {need} argument(s)', name)
+    for i, field in enumerate(cmd.positionals):
+        setattr(ns, field, fixed[i] if i < len(fixed) else cmd.defaults.get(field))
+    if cmd.rest is not None:
+        setattr(ns, "exec_args" if cmd.rest == "command" else cmd.rest,
+                positionals[len(fixed):])
+    del ns.help
+    ns.command = name
+    ns.func = globals()["cmd_" + name]
+    return ns
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    args = fast_parse(argv)
+    try:
+        args = parse_args(argv)
+    except UsageError as e:
+        where = f"berth-runtime {e.command}" if e.command else "berth-runtime"
+        sys.stderr.write(f"berth-runtime: {e.message}\nRun '{where} --help' for usage.\n")
+        sys.stderr.flush()
+        os._exit(2)
     if args is None:
-        only = command_of(argv)
-        if only is not None and only not in _COMMANDS:
-            only = None
-        args = build_parser(only).parse_args(argv)
+        sys.stdout.flush()
+        os._exit(0)
     try:
         code = args.func(args)
     except RuntimeFailure as e:
@@ -583,9 +546,6 @@ def main(argv: list[str] | None = None) -> None:
     # Nothing is left to clean up: skip the interpreter's teardown (milliseconds).
     os._exit(code)
 
-
-_COMMANDS = ("create", "run", "start", "state", "kill", "delete", "list", "exec", "ps", "pause",
-             "resume", "update", "features", "spec")
 
 if __name__ == "__main__":
     main()

@@ -109,8 +109,10 @@ class FlagSet:
     def get(self, name: str) -> Flag | None:
         return self._by_name.get(name)
 
-    def defaults(self) -> Namespace:
-        ns = Namespace()
+    def defaults(self, ns: Namespace | None = None) -> Namespace:
+        """Every flag's default, set on ``ns`` (a new namespace when None)."""
+        if ns is None:
+            ns = Namespace()
         for flag in self.flags:
             value = flag.default
             if isinstance(value, list):
@@ -120,9 +122,9 @@ class FlagSet:
 
     def parse(self, argv: Sequence[str], ns: Namespace | None = None, *,
               interspersed: bool = True) -> tuple[Namespace, list[str]]:
-        """Read ``argv`` into ``ns`` (the defaults when None); return it and the positionals."""
-        if ns is None:
-            ns = self.defaults()
+        """Read ``argv`` into ``ns`` (a new namespace when None) over the flags' defaults;
+        return it and the positionals."""
+        ns = self.defaults(ns)
         positionals: list[str] = []
         i, count = 0, len(argv)
         while i < count:
