@@ -3,7 +3,7 @@
 Start-up time is a feature of a CLI that scripts call in loops, so this module imports nothing
 beyond ``sys`` at load time. ``--version`` answers before anything else; ``--help`` renders
 from the table in :mod:`berth.cli.dispatch` without importing a single verb; a verb imports
-its own module, argparse and the HTTP client, and nothing more.
+its own module, its flags (:mod:`berth.util.flags`) and the HTTP client, and nothing more.
 """
 
 from __future__ import annotations

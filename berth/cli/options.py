@@ -13,9 +13,10 @@ from berth.cli.context import StatusError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Mapping
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 
 class OptionError(ValueError):
@@ -126,7 +127,7 @@ def go_duration_ns(text: str) -> int:
     return sign * int(round(total))
 
 
-def parse_resource_flags(args: argparse.Namespace) -> dict[str, Any]:
+def parse_resource_flags(args: Namespace) -> dict[str, Any]:
     """The resource flags given on the command line, as ``HostConfig``/``UpdateConfig``."""
     out: dict[str, Any] = {}
     for dest, flag, field_name, kind in _RESOURCE_FLAGS:
@@ -268,7 +269,7 @@ def parse_mount(value: str) -> dict[str, Any]:
     return mount
 
 
-def health_config(args: argparse.Namespace) -> dict[str, Any] | None:
+def health_config(args: Namespace) -> dict[str, Any] | None:
     """``--health-*`` / ``--no-healthcheck`` → ``Healthcheck`` (durations in nanoseconds)."""
     durations: dict[str, int] = {}
     for dest, flag, field_name in (
@@ -428,7 +429,7 @@ def dns_server(value: str) -> str:
     return value
 
 
-def log_opts(args: argparse.Namespace) -> dict[str, str]:
+def log_opts(args: Namespace) -> dict[str, str]:
     if args.log_driver == "none" and args.log_opt:
         raise OptionError("invalid logging opts for driver none")
     return kv_map(args.log_opt)

@@ -36,9 +36,10 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Mapping
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] IMAGE [COMMAND] [ARG...]"
 
@@ -226,7 +227,7 @@ class CreateSpec:
         return str(self.body["Image"])
 
 
-def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
+def _endpoints(args: Namespace) -> dict[str, Any]:
     """``EndpointsConfig`` for the network joined: aliases, fixed addresses, MAC address."""
     mode = args.network or "default"
     user_defined = mode not in ("default", "bridge", "host", "none") and \
@@ -249,7 +250,7 @@ def _endpoints(args: argparse.Namespace) -> dict[str, Any]:
     return {mode: endpoint}
 
 
-def build_spec(args: argparse.Namespace, verb: str, *, detach: bool,
+def build_spec(args: Namespace, verb: str, *, detach: bool,
                environ: Mapping[str, str]) -> CreateSpec:
     """Turn the flags into the create request, validating as docker's CLI does."""
     try:
@@ -262,7 +263,7 @@ _WINDOWS_ONLY = (("cpu_count", "--cpu-count"), ("cpu_percent", "--cpu-percent"),
                  ("io_maxbandwidth", "--io-maxbandwidth"), ("io_maxiops", "--io-maxiops"))
 
 
-def _build_spec(args: argparse.Namespace, detach: bool, environ: Mapping[str, str]) -> CreateSpec:
+def _build_spec(args: Namespace, detach: bool, environ: Mapping[str, str]) -> CreateSpec:
     windows = [flag for dest, flag in _WINDOWS_ONLY if getattr(args, dest) is not None]
     if windows:  # berthd runs on Linux; docker's CLI refuses these there, exit 1
         raise StatusError(1, "\n".join(

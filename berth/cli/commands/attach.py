@@ -12,8 +12,9 @@ from berth.http.client import Client
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER"
 ALIASES = ("container attach", "attach")
@@ -42,7 +43,7 @@ def _running(client: Client, name: str) -> dict[str, Any]:
     return info
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     client = ctx.client
     name = args.args[0]
     with contextlib.ExitStack() as stack:

@@ -7,8 +7,9 @@ from berth.cli.parser import Parser, append_list
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER [REPOSITORY[:TAG]]"
 ALIASES = ("container commit", "commit")
@@ -24,7 +25,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, 2)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     container = args.args[0]
     repo = tag = None
     if len(args.args) > 1:

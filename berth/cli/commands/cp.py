@@ -28,9 +28,10 @@ from berth.http.client import APIError, Client
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from collections.abc import Iterator
     from typing import IO, Any
+
+    from berth.util.flags import Namespace
 
 USAGE = ("[OPTIONS] CONTAINER:SRC_PATH DEST_PATH|-\n"
          "\tberth cp [OPTIONS] SRC_PATH|- CONTAINER:DEST_PATH")
@@ -113,7 +114,7 @@ def stat_path(client: Client, container: str, path: str) -> PathStat:
     return stat
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     src, dst = args.args
     src_container, src_path = split_arg(src)
     dst_container, dst_path = split_arg(dst)
@@ -147,7 +148,7 @@ def _local_destination(path: str) -> tuple[bool, bool, str]:
     return False, False, path
 
 
-def copy_from(ctx: Context, args: argparse.Namespace, container: str, src_path: str,
+def copy_from(ctx: Context, args: Namespace, container: str, src_path: str,
               dst_path: str) -> int:
     from berth.cli.commands import _tar
 
@@ -211,7 +212,7 @@ def _resolve_source(path: str, follow: bool) -> tuple[str, str]:
     return resolved, rebase
 
 
-def copy_to(ctx: Context, args: argparse.Namespace, src_path: str, container: str,
+def copy_to(ctx: Context, args: Namespace, src_path: str, container: str,
             dst_path: str) -> int:
     from berth.cli.commands import _tar
 

@@ -8,7 +8,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = _container.USAGE
 ALIASES = ("container create", "create")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     _container.configure(p, run=False)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     spec = _container.build_spec(args, ctx.verb, detach=False, environ=ctx.environ)
     # Unlike run, docker's create reports a failure plainly and exits 1.
     container_id = _container.create_container(ctx, spec, pull=args.pull, quiet=args.quiet)

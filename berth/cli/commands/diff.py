@@ -7,7 +7,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "CONTAINER"
 ALIASES = ("container diff", "diff")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, 1)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     changes = ctx.client.get_json(f"/containers/{args.args[0]}/changes") or []
     for change in changes:
         ctx.out(f"{_KINDS.get(int(change.get('Kind') or 0), '?')} {change.get('Path')}")

@@ -13,8 +13,9 @@ from berth.cli.parser import Parser, append_list
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 ALIASES = ("system events", "events")
@@ -72,7 +73,7 @@ def _timestamp(value: str | None, now: float, flag: str) -> str | None:
     return api_timestamp(value, now, flag)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth.cli.template import TemplateError, render_template
     from berth.http.frames import iter_json_messages
 

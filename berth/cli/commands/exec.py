@@ -15,8 +15,9 @@ from berth.http.client import DaemonUnavailable
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER COMMAND [ARG...]"
 ALIASES = ("container exec", "exec")
@@ -39,7 +40,7 @@ def configure(p: Parser) -> None:
     p.command_positionals(minimum=2, first="container")
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     client = ctx.client
     tty, interactive, detach = bool(args.tty), bool(args.interactive), bool(args.detach)
     try:

@@ -8,7 +8,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER"
 ALIASES = ("container export", "export")
@@ -19,6 +19,6 @@ def configure(p: Parser) -> None:
     p.positionals(1, 1)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     write_stream(ctx, args.output, "GET", f"/containers/{args.args[0]}/export", None)
     return 0

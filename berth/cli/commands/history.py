@@ -11,8 +11,9 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] IMAGE"
 ALIASES = ("image history", "history")
@@ -31,7 +32,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, 1)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     if args.platform:  # as docker 28 answers an API 1.44 daemon
         raise StatusError(1, '"--platform" requires API version 1.48, but the berth daemon '
                              f"API version is {API_VERSION}")

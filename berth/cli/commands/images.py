@@ -11,8 +11,9 @@ from berth.cli.parser import Parser, append_list
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] [REPOSITORY[:TAG]]"
 ALIASES = ("image ls", "image list", "images")
@@ -30,7 +31,7 @@ def configure(p: Parser) -> None:
     p.positionals(0, 1)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
 
     filters = parse_filters(args.filter) or {}
     if args.args:

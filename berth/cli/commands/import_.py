@@ -8,7 +8,7 @@ from berth.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] file|URL|- [REPOSITORY[:TAG]]"
 ALIASES = ("image import", "import")
@@ -21,7 +21,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, 2)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth.cli.progress import display_messages
     from berth.http.frames import iter_json_messages
 

@@ -8,8 +8,9 @@ from berth.errors import BerthError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 ALIASES = ("system info", "info")
@@ -97,7 +98,7 @@ def server_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth import __version__
 
     try:

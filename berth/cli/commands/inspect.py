@@ -11,8 +11,9 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] NAME|ID [NAME|ID...]"
 _TYPES = ("config", "container", "image", "network", "node", "plugin", "secret", "service",
@@ -58,7 +59,7 @@ def print_found(ctx: Context, found: list[tuple[str, Any]], fmt: str | None) -> 
     ctx.out(indent_json("[" + ",".join(raw for raw, _ in found) + "]"))
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     kind = args.type or {"container inspect": "container",
                          "image inspect": "image"}.get(ctx.verb)
     if kind and kind not in _TYPES:

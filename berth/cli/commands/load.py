@@ -7,7 +7,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 ALIASES = ("image load", "load")
@@ -22,7 +22,7 @@ def configure(p: Parser) -> None:
     p.positionals(0, 0)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth.cli.progress import display_messages
     from berth.http.frames import iter_json_messages
 

@@ -11,7 +11,7 @@ from berth.cli.streams import copy_output
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER"
 ALIASES = ("container logs", "logs")
@@ -32,7 +32,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, 1)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     name = args.args[0]
     client = ctx.client
     # The stream format depends on the container: raw with a TTY, multiplexed without.

@@ -9,7 +9,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "CONTAINER [PRIVATE_PORT[/PROTO]]"
 ALIASES = ("container port", "port")
@@ -29,7 +29,7 @@ def _natural(text: str) -> list[object]:
             for part in re.split(r"(\d+)", text) if part]
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     name = args.args[0]
     info = ctx.client.get_json(f"/containers/{name}/json")
     ports = (info.get("NetworkSettings") or {}).get("Ports") or {}

@@ -10,8 +10,9 @@ from berth.util.humanize import human_size
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 
@@ -123,7 +124,7 @@ def prune_build_cache(ctx: Context, filters: list[str], all_: bool) -> tuple[int
         "Deleted build cache objects:\n" + "".join(f"{c}\n" for c in deleted)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     verb = ctx.command
     all_ = bool(getattr(args, "all", False))
     if verb == "system prune":
@@ -144,7 +145,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _system(ctx: Context, args: argparse.Namespace, all_: bool) -> int:
+def _system(ctx: Context, args: Namespace, all_: bool) -> int:
     if not args.force:
         items = ["all stopped containers", "all networks not used by at least one container"]
         if args.volumes:

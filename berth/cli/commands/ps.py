@@ -10,8 +10,9 @@ from berth.cli.parser import Parser, append_list
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 ALIASES = ("container ls", "container list", "container ps", "ps")
@@ -57,7 +58,7 @@ def encode_filters(filters: dict[str, list[str]] | None) -> str | None:
                       separators=(",", ":"), sort_keys=True)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
 
     filters = parse_filters(args.filter)
     last = 1 if args.latest else args.last

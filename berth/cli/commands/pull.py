@@ -7,7 +7,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] NAME[:TAG|@DIGEST]"
 ALIASES = ("image pull", "pull")
@@ -59,7 +59,7 @@ def _width(ctx: Context) -> int:
         return 80
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth.errors import InvalidArgument
     from berth.oci.reference import parse_normalized
 

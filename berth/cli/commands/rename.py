@@ -8,7 +8,7 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "CONTAINER NEW_NAME"
 ALIASES = ("container rename", "rename")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     p.positionals(2, 2)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     old, new = (a.strip() for a in args.args)
     if not old or not new:
         raise StatusError(1, "Error: Neither old nor new names may be empty")

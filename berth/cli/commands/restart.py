@@ -8,7 +8,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container restart", "restart")
@@ -21,7 +21,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     params = {"t": args.timeout, "signal": args.signal}
 
     def restart(name: str) -> None:

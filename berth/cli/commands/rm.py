@@ -9,7 +9,7 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container rm", "container remove", "rm")
@@ -24,7 +24,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     params = {"force": args.force or None, "v": args.volumes or None, "link": args.link or None}
 
     def remove(name: str) -> None:

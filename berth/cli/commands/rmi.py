@@ -9,7 +9,7 @@ from berth.errors import BerthError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] IMAGE [IMAGE...]"
 ALIASES = ("image rm", "image remove", "rmi")
@@ -22,7 +22,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     params = {"force": args.force or None, "noprune": args.no_prune or None}
     errors: list[str] = []
     for name in args.args:

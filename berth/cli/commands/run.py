@@ -13,7 +13,7 @@ from berth.errors import BerthError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = _container.USAGE
 ALIASES = ("container run", "run")
@@ -23,7 +23,7 @@ def configure(p: Parser) -> None:
     _container.configure(p, run=True)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     spec = _container.build_spec(args, ctx.verb, detach=args.detach,
                                  environ=ctx.environ)
     body = spec.body

@@ -11,7 +11,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container start", "start")
@@ -25,7 +25,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     client = ctx.client
     if not (args.attach or args.interactive):
         def start(name: str) -> None:

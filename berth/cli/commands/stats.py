@@ -20,8 +20,9 @@ from berth.http.client import Client
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] [CONTAINER...]"
 ALIASES = ("container stats", "stats")
@@ -165,7 +166,7 @@ def _running(client: Client, all_: bool) -> list[str]:
     return [str(c["Id"]) for c in containers]
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     client = ctx.client
     trunc = not args.no_trunc
     fmt = args.format

@@ -11,8 +11,9 @@ from berth.util.humanize import human_size
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 DEFAULT_FORMAT = "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"
@@ -77,7 +78,7 @@ def summary(df: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     df = ctx.client.get_json("/system/df") or {}
     if args.format == "json":
         for row in summary(df):

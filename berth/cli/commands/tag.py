@@ -8,7 +8,7 @@ from berth.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]"
 ALIASES = ("image tag", "tag")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     p.positionals(2, 2)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     from berth.oci.reference import parse_normalized
 
     source, target = args.args

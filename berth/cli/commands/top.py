@@ -8,7 +8,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "CONTAINER [ps OPTIONS]"
 ALIASES = ("container top", "top")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     p.command_positionals(minimum=1, first="container")
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     params = {"ps_args": " ".join(args.command) if args.command else None}
     result = ctx.client.get_json(f"/containers/{args.container}/top", params) or {}
     titles = [str(t) for t in result.get("Titles") or []]

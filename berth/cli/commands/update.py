@@ -9,8 +9,9 @@ from berth.errors import BerthError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container update", "update")
@@ -55,7 +56,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def build_update(args: argparse.Namespace) -> dict[str, Any]:
+def build_update(args: Namespace) -> dict[str, Any]:
     """The ``UpdateConfig`` body: docker's shape, zero meaning "leave as is"."""
     given = {dest for dest, _ in _FIELDS if getattr(args, dest) is not None}
     if not given:
@@ -80,7 +81,7 @@ def build_update(args: argparse.Namespace) -> dict[str, Any]:
     return body
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     try:
         body = build_update(args)
     except options.OptionError as e:

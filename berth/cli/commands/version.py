@@ -11,8 +11,9 @@ from berth.errors import BerthError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = "[OPTIONS]"
 
@@ -39,7 +40,7 @@ def _arch(machine: str) -> str:
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm"}.get(machine, machine)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     client = client_info(ctx)
     server: dict[str, Any] | None = None
     server_error: BerthError | None = None

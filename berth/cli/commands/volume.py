@@ -14,8 +14,9 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
     from typing import Any
+
+    from berth.util.flags import Namespace
 
 USAGE = {"volume create": "[OPTIONS] [VOLUME]", "volume ls": "[OPTIONS]",
          "volume inspect": "[OPTIONS] VOLUME [VOLUME...]",
@@ -58,7 +59,7 @@ def _map(items: list[str]) -> dict[str, str]:
     return out
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     verb = ctx.command
     if verb == "volume create":
         return _create(ctx, args)
@@ -74,7 +75,7 @@ def run(ctx: Context, args: argparse.Namespace) -> int:
     return for_each(ctx, args.args, remove)
 
 
-def _create(ctx: Context, args: argparse.Namespace) -> int:
+def _create(ctx: Context, args: Namespace) -> int:
     body: dict[str, Any] = {"Driver": args.driver or "local", "DriverOpts": _map(args.opt),
                             "Labels": _map(args.label), "Name": args.args[0] if args.args
                             else ""}
@@ -101,7 +102,7 @@ def _row(volume: dict[str, Any]) -> dict[str, str]:
             else "N/A"}
 
 
-def _list(ctx: Context, args: argparse.Namespace) -> int:
+def _list(ctx: Context, args: Namespace) -> int:
     filters = parse_filters(args.filter)
     params = {"filters": encode_filters(filters)}
     result = ctx.client.get_json("/volumes", params) or {}
@@ -117,7 +118,7 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect(ctx: Context, args: argparse.Namespace) -> int:
+def _inspect(ctx: Context, args: Namespace) -> int:
     from berth.cli.commands.inspect import print_found
 
     found: list[tuple[str, Any]] = []

@@ -8,7 +8,7 @@ from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    import argparse
+    from berth.util.flags import Namespace
 
 USAGE = "CONTAINER [CONTAINER...]"
 ALIASES = ("container wait", "wait")
@@ -18,7 +18,7 @@ def configure(p: Parser) -> None:
     p.positionals(1, None)
 
 
-def run(ctx: Context, args: argparse.Namespace) -> int:
+def run(ctx: Context, args: Namespace) -> int:
     def wait(name: str) -> str:
         result = ctx.client.post_json(f"/containers/{name}/wait") or {}
         error = result.get("Error")
