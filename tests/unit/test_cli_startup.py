@@ -140,3 +140,34 @@ def test_verbs_leave_heavy_stdlib_modules_alone(args: list[str]) -> None:
     """dataclasses (it imports inspect, ~10 ms) and tarfile only when a copy runs."""
     loaded = _modules_after(*args)
     assert not loaded & {"dataclasses", "inspect", "tarfile", "asyncio"}
+
+
+_BARE_PROBE = """
+import sys
+from berth.cli.main import main
+main(sys.argv[1:])
+sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
+"""
+_HEAVY = ("argparse", "gettext", "locale", "typing", "re", "enum", "json", "contextlib",
+          "threading", "shutil", "urllib.parse", "ipaddress", "dataclasses", "inspect",
+          "importlib", "signal", "socket", "collections")
+
+
+def _bare_modules(*args: str) -> set[str]:
+    env = dict(os.environ, BERTH_HOST="unix:///nonexistent/berth.sock")
+    proc = subprocess.run([sys.executable, "-c", _BARE_PROBE, *args], capture_output=True,
+                          text=True, cwd=REPO, env=env, timeout=30)
+    line = proc.stderr.rsplit("MODULES ", 1)[1]
+    return set(line.split())
+
+
+@pytest.mark.parametrize("args", [["run", "--rm", "-e", "A=1", "busybox", "true"],
+                                  ["create", "--name", "x", "busybox:1.36"], ["--version"]])
+def test_run_path_leaves_slow_stdlib_modules_alone(args: list[str]) -> None:
+    """What ``berth run`` loads beyond the interpreter's own start: none of the modules that
+    made up most of its start-up (argparse with gettext/locale, typing, re/enum through json,
+    contextlib, threading, dataclasses ...)."""
+    nothing = subprocess.run([sys.executable, "-c", "import sys; print(' '.join(sys.modules))"],
+                             capture_output=True, text=True, timeout=30, check=True)
+    loaded = _bare_modules(*args) - set(nothing.stdout.split())
+    assert sorted(loaded & set(_HEAVY)) == []
