@@ -439,7 +439,6 @@ def run_error(error: BaseException, verb: str) -> StatusError:
 def create_container(ctx: Context, spec: CreateSpec, *, pull: str = "missing",
                      quiet: bool = False) -> str:
     """Create the container, pulling its image first if needed; return the container id."""
-    from berth.cli.commands.pull import pull_image
     from berth.oci.reference import parse_any_reference
 
     ref = parse_any_reference(spec.image)  # InvalidArgument: run exits 125, create 1
@@ -447,6 +446,8 @@ def create_container(ctx: Context, spec: CreateSpec, *, pull: str = "missing",
     params = {"name": spec.name, "platform": spec.platform}
     client = ctx.client
     if pull == "always" and named is not None:
+        from berth.cli.commands.pull import pull_image
+
         pull_image(ctx, named.familiar(), spec.platform, quiet=quiet)
     try:
         result = client.post_json("/containers/create", params, spec.body)
@@ -455,6 +456,8 @@ def create_container(ctx: Context, spec: CreateSpec, *, pull: str = "missing",
             raise
         if not quiet:
             ctx.err(f"Unable to find image '{named.familiar()}' locally")
+        from berth.cli.commands.pull import pull_image  # only when a pull is due
+
         pull_image(ctx, named.familiar(), spec.platform, quiet=quiet)
         result = client.post_json("/containers/create", params, spec.body)
     for warning in result.get("Warnings") or []:
