@@ -51,8 +51,14 @@ _USER_HZ = os.sysconf("SC_CLK_TCK")
 
 
 def _read(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)  # three system calls; open() makes seven
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode().strip()
 
 
 def _read_int(path: str, default: int = 0) -> int:
@@ -182,25 +188,22 @@ class Cgroup:
             self._enable_v2_controllers()
 
     def _mkdirs(self, d: str, cpuset: bool) -> None:
-        missing: list[str] = []
-        cur = d
-        while not os.path.isdir(cur):
-            missing.append(cur)
-            cur = os.path.dirname(cur)
-        for level in reversed(missing):
-            for _ in range(20):
-                try:
-                    os.mkdir(level, 0o755)
-                    break
-                except FileExistsError:
-                    break
-                except FileNotFoundError:  # a parent was removed by a racing delete
-                    self._mkdirs(os.path.dirname(level), cpuset)
-            if cpuset:
-                parent = os.path.dirname(level)
-                for name in ("cpuset.cpus", "cpuset.mems"):
-                    if not _read(os.path.join(level, name)):
-                        _write(os.path.join(level, name), _read(os.path.join(parent, name)))
+        """``mkdir -p``, trying the directory itself first (its parent usually exists)."""
+        for _ in range(20):
+            try:
+                os.mkdir(d, 0o755)
+                break
+            except FileExistsError:
+                return
+            except FileNotFoundError:  # no parent yet, or one removed by a racing delete
+                self._mkdirs(os.path.dirname(d), cpuset)
+        else:
+            os.mkdir(d, 0o755)  # still failing: raise what it raises
+        if cpuset:
+            parent = os.path.dirname(d)
+            for name in ("cpuset.cpus", "cpuset.mems"):
+                if not _read(os.path.join(d, name)):
+                    _write(os.path.join(d, name), _read(os.path.join(parent, name)))
 
     def _enable_v2_controllers(self) -> None:
         cur = ROOT

@@ -188,6 +188,15 @@ def clone_flags(cfg: InitConfig) -> int:
     return flags
 
 
+def _write_file(path: str, text: str) -> None:
+    """One write to a /proc or cgroup file (three system calls; ``open()`` makes seven)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def join_cgroups(cfg: InitConfig) -> None:
     """Enter the container's cgroups (the creator made them), then its cgroup namespace.
 
@@ -195,8 +204,7 @@ def join_cgroups(cfg: InitConfig) -> None:
     """
     for path in [] if cfg.creator_joins_cgroups else cfg.cgroup_procs:
         try:
-            with open(path, "w") as f:
-                f.write("0")
+            _write_file(path, "0")
         except OSError as e:
             raise OSError(e.errno, f"joining cgroup: {e.strerror}", path) from None
     if cfg.cgroup_procs and cfg.creates_namespace("cgroup"):
@@ -415,8 +423,7 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
             linux.link_up("lo")
         for key, value in cfg.sysctl.items():
             step = f"setting sysctl {key}"
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+            _write_file("/proc/sys/" + key.replace(".", "/"), value)
         for path in cfg.readonly_paths:
             step = f"making {path} read-only"
             rootfs.readonly_path(path)
@@ -428,8 +435,7 @@ def stage2(cfg: InitConfig, rootfs_mounts: list[Mount], sock: socket.socket,
             rootfs.readonly_root()
         if cfg.oom_score_adj is not None:
             step = "setting oom_score_adj"
-            with open("/proc/self/oom_score_adj", "w") as f:
-                f.write(str(cfg.oom_score_adj))
+            _write_file("/proc/self/oom_score_adj", str(cfg.oom_score_adj))
         for res, soft, hard in cfg.rlimits:
             step = f"setting rlimit {res}"
             resource.setrlimit(res, (soft, hard))
