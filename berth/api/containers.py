@@ -241,6 +241,11 @@ def register(router: Router, services: Any) -> None:
     router.add("POST", "/containers/prune", prune)
 
 
+async def _read_until_eof(reader: asyncio.StreamReader) -> None:
+    while await reader.read(1 << 16):
+        pass
+
+
 def _docker_bool(request: Request, name: str) -> bool:
     """dockerd's ``BoolValue``: absent, empty, 0, no, false and none are false."""
     value = (request.arg(name) or "").strip().lower()
@@ -366,6 +371,11 @@ class _WebsocketAttach:
                     batch = frames.feed(data)
                 except websocket.ProtocolError as exc:
                     self._send_close(writer, exc.code, str(exc))
+                    await writer.drain()
+                    # The frames cannot be trusted any more: let the client answer the
+                    # close (or hang up) before the connection goes, ignoring what it sends.
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(_read_until_eof(reader), 1.0)
                     break
                 for frame in batch:
                     if frame.opcode == websocket.PING:
