@@ -33,24 +33,14 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from berth.archive import (
-    Compression,
-    WhiteoutMode,
-    open_decompressed,
-    write_merged,
-    write_tar,
-)
-from berth.archive.diff import changes, ignored
 from berth.content import LocalStore
 from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
-from berth.image.bundle import Bundle, ImagePlan, LayerPlan, read_bundle
 from berth.image.config import (
     apply_changes,
     container_config,
@@ -58,8 +48,6 @@ from berth.image.config import (
     parse_created,
     stored_config,
 )
-from berth.image.save import SaveImage, SaveLayer, write_save
-from berth.image.unpack import apply_in_worker
 from berth.metadata import MetadataStore
 from berth.oci import (
     Digest,
@@ -73,6 +61,14 @@ from berth.oci import (
 from berth.snapshot import Mount, OverlaySnapshotter
 from berth.util import new_id, rfc3339_nano, short_id
 from berth.util.humanize import human_size
+
+if TYPE_CHECKING:
+    from berth.archive import Compression
+    from berth.image.bundle import ImagePlan, LayerPlan
+    from berth.image.save import SaveImage
+
+# The layer code (tarfile, compressors, bundle and save formats) is imported where a pull,
+# load, save, import, diff or commit needs it: the daemon serving containers never loads it.
 
 __all__ = ["ImageRecord", "ImageService"]
 
@@ -100,6 +96,8 @@ class ImageRecord:
 
 
 def _media_type_for(kind: Compression) -> str:
+    from berth.archive import Compression
+
     return {Compression.GZIP: mediatype.DOCKER_LAYER_GZIP,
             Compression.ZSTD: mediatype.OCI_LAYER_ZSTD}.get(kind, mediatype.DOCKER_LAYER)
 
@@ -248,6 +246,10 @@ class ImageService:
     def load(self, stream: BinaryIO, quiet: bool = False) -> Iterator[dict[str, Any]]:
         """``docker load``: yields Docker's JSON message stream. Bad archives raise
         ``InvalidArgument`` before the first message, leaving the store unchanged."""
+        import tempfile
+
+        from berth.image.bundle import Bundle, read_bundle
+
         tmpdir = tempfile.mkdtemp(prefix="load-", dir=self._tmp)
         try:
             bundle = Bundle(tmpdir)
@@ -349,6 +351,8 @@ class ImageService:
     def _unpack(self, layer: LayerPlan, chain: str, parent: str | None,
                 created: _Created) -> None:
         """Apply one layer into a new snapshot on ``parent`` and commit it as ``chain``."""
+        from berth.image.unpack import apply_in_worker
+
         try:
             self.snapshots.stat(chain)
             return  # committed by an earlier, interrupted load: the content is verified
@@ -465,6 +469,10 @@ class ImageService:
                       changes: list[str] | None = None, message: str = "") -> str:
         """``docker import``: a root filesystem tar (maybe compressed) becomes a one-layer
         image; ``changes`` are Dockerfile instructions applied to its config."""
+        from berth.archive import open_decompressed
+        from berth.image.bundle import ImagePlan, LayerPlan
+        from berth.image.unpack import apply_in_worker
+
         ref: Reference | None = None
         if repo_tag:
             ref = parse_normalized(repo_tag)
@@ -780,6 +788,8 @@ class ImageService:
     def save_plan(self, names: list[str]) -> list[SaveImage]:
         """What ``docker save NAME…`` writes, resolved before the first byte: an ID saves the
         image untagged, ``repo`` every tag of that repository, ``repo:tag`` that tag."""
+        from berth.image.save import SaveImage, SaveLayer
+
         if not names:
             raise InvalidArgument("no images specified")
         order: list[str] = []
@@ -823,6 +833,8 @@ class ImageService:
 
     def save(self, plan: list[SaveImage], out: Any) -> None:
         """Write the archive of ``plan`` (from ``save_plan``) to ``out``."""
+        from berth.image.save import write_save
+
         write_save(plan, out, self._open_layer)
         for image in plan:
             self._event("save", image.image_id, image.image_id)
@@ -831,6 +843,10 @@ class ImageService:
     def _open_layer(self, diff_id: str) -> Iterator[tuple[BinaryIO, int]]:
         """The uncompressed layer tar and its size: the stored blob itself when it was kept
         uncompressed, else decompressed into a temp file (a tar header needs the size first)."""
+        import tempfile
+
+        from berth.archive import open_decompressed
+
         rows = self.db.read().execute("SELECT digest FROM layer_blobs WHERE diff_id=?",
                                       (diff_id,)).fetchall()
         digests = sorted((r[0] for r in rows), key=lambda d: d != diff_id)
@@ -1026,11 +1042,15 @@ class ImageService:
     # -- a container's changes: diff, export, commit ---------------------------
     def _container_layers(self, container_key: str) -> tuple[list[str], set[str]]:
         """The container's layer directories (its upper first) and what to leave out."""
+        from berth.archive.diff import ignored
+
         dirs = self.snapshots.layer_dirs(container_key)
         return dirs, ignored(dirs[0], dirs[1:], RUNTIME_MOUNTPOINTS)
 
     def container_changes(self, container_key: str) -> list[dict[str, Any]]:
         """``GET /containers/{id}/changes``: Docker's A/C/D list from the upper directory."""
+        from berth.archive.diff import changes
+
         dirs, skip = self._container_layers(container_key)
         return [{"Path": p, "Kind": k} for p, k in changes(dirs[0], dirs[1:], skip)]
 
@@ -1038,6 +1058,8 @@ class ImageService:
         """``GET /containers/{id}/export``: the flattened tree, without mounting it."""
         # Docker's export keeps the runtime's mount points (its init layer is part of the
         # tree), so nothing is left out here.
+        from berth.archive import write_merged
+
         write_merged(self.snapshots.layer_dirs(container_key), out)
 
     def commit(self, container_key: str, image_id: str, config: dict[str, Any], *,
@@ -1049,6 +1071,9 @@ class ImageService:
         The layer tar is a function of the upper tree alone, so the same changes give the
         same diff ID; the blob, the snapshot and the rows are made in the same order as a
         load (blob, snapshot, then one transaction), so a crash leaves no half image."""
+        from berth.archive import WhiteoutMode, write_tar
+        from berth.image.bundle import ImagePlan, LayerPlan
+
         ref: Reference | None = None
         if reference:
             ref = parse_normalized(reference)

@@ -34,7 +34,6 @@ import stat
 import threading
 from collections.abc import Iterator
 
-from berth.archive.diff import walk_merged
 from berth.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from berth.snapshot.base import Info, Kind, Mount, Usage
 from berth.util import rfc3339_nano
@@ -324,6 +323,8 @@ class OverlaySnapshotter:
 
 def _materialize(layers: list[str], dest: str) -> None:
     """Write the merged tree of ``layers`` (top first) into the empty ``dest``."""
+    from berth.archive.diff import walk_merged  # only for long chains; not on every import
+
     links: dict[tuple[int, int], str] = {}
     dirs: list[tuple[str, os.stat_result]] = []
     for item in walk_merged(layers):
