@@ -135,6 +135,7 @@ class Daemon:
             log.info("shutting down")
             await server.close()
             await containers.shutdown(stop_containers=not self.args.live_restore)
+            events.close()
             db.close()
             for host in self.hosts:
                 if host.startswith("unix://"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import os
 import threading
@@ -31,6 +32,7 @@ class EventBus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._path = os.path.join(data_root, "events.jsonl") if data_root else None
         self._lines = 0
+        self._file: Any = None
         if self._path:
             self._load()
 
@@ -79,21 +81,35 @@ class EventBus:
         return event
 
     def _persist(self, event: dict[str, Any]) -> None:
+        """Append to the history file, kept open: an open per event cost more than the write."""
         if not self._path:
             return
         try:
             if self._lines >= 2 * self.capacity:
+                self._close_file()
                 tmp = self._path + ".tmp"
                 with open(tmp, "w") as f:
                     f.writelines(json.dumps(e) + "\n" for e in self.ring)
                 os.replace(tmp, self._path)
                 self._lines = len(self.ring)
                 return
-            with open(self._path, "a") as f:
-                f.write(json.dumps(event) + "\n")
+            if self._file is None:
+                self._file = open(self._path, "a")
+            self._file.write(json.dumps(event) + "\n")
+            self._file.flush()
             self._lines += 1
         except OSError:
-            pass  # history is best effort; live subscribers still get the event
+            self._close_file()  # history is best effort; live subscribers still get the event
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close_file()
 
     def _publish(self, event: dict[str, Any]) -> None:
         for queue in list(self._subscribers):

@@ -1,7 +1,12 @@
 """The SQLite metadata store, ``<data-root>/berth.db`` (schema: ``berth.metadata.schema``).
 
 WAL mode with ``synchronous=FULL``: a committed transaction survives a power loss, readers
-never block the writer. The daemon calls services from worker threads, so each thread gets
+never block the writer. A container's run state (started, exited, paused, health) is
+committed without the fsync: a daemon crash loses nothing; a power loss may lose the last such
+change (the containers died with the host; a restart policy then sees the state before it).
+That fsync was one of the three a ``docker run`` waited for.
+
+The daemon calls services from worker threads, so each thread gets
 its own connection; writes are ``BEGIN IMMEDIATE`` transactions, which serialise writers
 up front instead of failing on lock upgrade.
 """
@@ -76,20 +81,30 @@ class MetadataStore:
         return conn
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: everything inside commits together or not at all."""
+    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction: everything inside commits together or not at all.
+
+        ``durable=False`` commits without waiting for the disk (``synchronous=NORMAL`` for
+        this one commit): still atomic, and safe across a crash of the daemon, but a power
+        loss may roll it back. For state that is rebuilt anyway after a reboot."""
         conn = self._conn()
         if conn.in_transaction:
             # Nested use joins the outer transaction, so helpers compose.
             yield conn
             return
-        conn.execute("BEGIN IMMEDIATE")
+        if not durable:
+            conn.execute("PRAGMA synchronous=NORMAL")
         try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            if not durable:
+                conn.execute("PRAGMA synchronous=FULL")
 
     def read(self) -> sqlite3.Connection:
         """This thread's connection, for queries (each statement sees a consistent snapshot)."""
@@ -138,8 +153,8 @@ class MetadataStore:
             db.execute("INSERT INTO containers VALUES (?,?,?,?,?,?)",
                        (id, name, image_id, snapshot_key, created, json.dumps(record)))
 
-    def update_container(self, id: str, record: dict[str, Any]) -> None:
-        with self.transaction() as db:
+    def update_container(self, id: str, record: dict[str, Any], durable: bool = True) -> None:
+        with self.transaction(durable) as db:
             cur = db.execute("UPDATE containers SET record=? WHERE id=?",
                              (json.dumps(record), id))
             if cur.rowcount == 0:
