@@ -10,8 +10,7 @@ stream.
 from __future__ import annotations
 
 import os
-
-from berth.util import rfc3339_nano
+import time
 
 MAX_LINE = 16 * 1024
 STREAM_NAMES = {1: "stdout", 2: "stderr"}
@@ -22,10 +21,33 @@ _ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'):
                  ord("&"): "\\u0026", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 
 
+_clock_second = -1
+_clock_prefix = ""
+
+
+def rfc3339_nano() -> str:
+    """Now, as Docker writes times (``2024-01-02T03:04:05.123456789Z``).
+
+    Every log line gets one, so the date part is formatted once a second. No ``datetime``:
+    importing it in a shim would cost a megabyte of private memory.
+    """
+    global _clock_second, _clock_prefix
+    secs, frac = divmod(time.time_ns(), 1_000_000_000)
+    if secs != _clock_second:
+        _clock_prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(secs))
+        _clock_second = secs
+    return f"{_clock_prefix}{frac:09d}Z"
+
+
 def encode_entry(line: bytes, stream: str, time: str) -> bytes:
     text = line.decode("utf-8", errors="replace").translate(_ESCAPES)
     return f'{{"log":"{text}","stream":"{stream}","time":"{time}"}}\n'.encode()
 
+
+# Bytes a log line may hold and still be copied as it is: printable ASCII that JSON (with
+# Docker's HTML-safe escaping) leaves alone, and the newline ending each line.
+_PLAIN = bytes(c for c in range(0x20, 0x7F) if chr(c) not in '"\\<>&') + b"\n"
+_ENTRY_HEAD = b'{"log":"'
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -81,9 +103,25 @@ class JsonFileLog:
     def write(self, stream: int, data: bytes) -> None:
         buf = self._partial[stream]
         buf += data
-        out: list[bytes] = []
         now = rfc3339_nano()
         name = STREAM_NAMES[stream]
+        end = buf.rfind(b"\n") + 1
+        if end:
+            block = bytes(buf[:end])
+            lines = block.split(b"\n")
+            lines.pop()
+            if not block.translate(None, _PLAIN) and max(map(len, lines)) < MAX_LINE:
+                # Printable ASCII needing no escapes (the usual case): the entries are
+                # built by one join rather than line by line.
+                del buf[:end]
+                tail = f'\\n","stream":"{name}","time":"{now}"}}\n'.encode()
+                entries = _ENTRY_HEAD + (tail + _ENTRY_HEAD).join(lines) + tail
+                if self._max_size and self._size + len(entries) > self._max_size:
+                    for line in lines:  # rotation happens between entries
+                        self._write(_ENTRY_HEAD + line + tail)
+                else:
+                    self._write(entries)
+        out: list[bytes] = []
         start = 0
         while True:
             nl = buf.find(b"\n", start)

@@ -15,8 +15,10 @@ Files in the state directory (each replaced by atomic rename):
   the container has exited and its output is drained;
 * ``shim.log`` — the shim's own diagnostics (its stderr).
 
-No client can block the container: sockets are non-blocking, each attached client has a
-bounded buffer and is dropped when it falls further behind; the log gets everything.
+No client can block the container for long: sockets are non-blocking; while a client is
+more than ``PAUSE_ABOVE`` bytes behind, the output it is sent is not read (the container
+waits on a full pipe, as under dockerd, and nothing is lost to the client); a client that
+takes nothing for ``STALL_TIMEOUT`` is dropped, and the log gets everything.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
 import selectors
 import signal
@@ -36,17 +39,34 @@ import traceback
 from typing import Any, NoReturn
 
 from berth import linux, runtime
-from berth.errors import AlreadyExists, BerthError, Conflict, InvalidArgument, NotFound
+from berth.errors import (
+    AlreadyExists,
+    BerthError,
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    RuntimeFailure,
+)
 from berth.runtime import exec as runtime_exec
+from berth.runtime import sync
 from berth.shim import jsonlog, protocol
-from berth.shim.jsonlog import JsonFileLog
-from berth.util import atomic_write_json, rfc3339_nano
+from berth.shim.jsonlog import JsonFileLog, rfc3339_nano
+from berth.util import atomic_write_json
 
-CLIENT_BUFFER_LIMIT = 4 << 20  # bytes of unsent output before an attached client is dropped
+CLIENT_BUFFER_LIMIT = 4 << 20  # bytes of unsent output before a client is dropped outright
+PAUSE_ABOVE = 1 << 20  # a client this far behind: stop reading the output it is sent
+RESUME_BELOW = 256 << 10  # ... until it is no further behind than this
+STALL_TIMEOUT = 10.0  # a client behind that long without taking a byte is dropped
+FINISHED_EXECS_KEPT = 64  # exit codes kept for exec_wait/exec_state (healthchecks add up)
 STDIN_BUFFER_LIMIT = 1 << 20  # stop reading stdin from clients beyond this
 DRAIN_TIMEOUT = 2.0  # after init exits, how long descendants may hold the pipes open
 SHUTDOWN_FLUSH_TIMEOUT = 5.0
 READ_SIZE = 65536
+# The container's output pipes: a chatty container is read in fewer, larger gulps (the
+# kernel allocates the pages only while they hold unread output).
+OUTPUT_PIPE_SIZE = 1 << 20
+
+Stdio = tuple[int | None, int | None, int | None]
 
 
 class _Conn:
@@ -54,7 +74,7 @@ class _Conn:
     attach stream."""
 
     __slots__ = ("sock", "rbuf", "wbuf", "mode", "want_stdin", "streams", "stdin_once",
-                 "reading", "exec")
+                 "reading", "exec", "progress_at")
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
@@ -66,6 +86,7 @@ class _Conn:
         self.stdin_once = False
         self.reading = True
         self.exec: _Exec | None = None
+        self.progress_at = 0.0  # when it last took bytes (monotonic)
 
 
 class _Exec:
@@ -83,6 +104,8 @@ class _Exec:
         self.conn: _Conn | None = None
         self.exit_code: int | None = None
         self.exited_at_mono: float | None = None
+        self.drain_deadline = 0.0  # once exited: when to stop waiting for end of output
+        self.output_paused = False
         self.done = False
         self.waiters: list[_Conn] = []
 
@@ -95,7 +118,8 @@ class Shim:
         self.log_path = request.get("log_path")
         self.log_driver = str(request.get("log_driver") or "json-file")
         self.log_opts = dict(request.get("log_opts") or {})
-        self.execs: dict[str, _Exec] = {}
+        self.execs: dict[str, _Exec] = {}  # running, or exited with output not drained
+        self.finished_execs: dict[str, _Exec] = {}  # the latest FINISHED_EXECS_KEPT, oldest first
         self.exec_pids: dict[int, _Exec] = {}
         self.paused = False
         self.use_stdin = bool(request.get("stdin"))
@@ -112,6 +136,8 @@ class Shim:
         self.signal: int | None = None
         self.oom_killed = False
         self.exited_at_mono: float | None = None
+        self.drain_deadline = 0.0  # once exited: when to stop waiting for end of output
+        self.output_paused = False  # an attached client is far behind: output not read
         self.finalized = False
         self.shutdown_requested = False
         self.shutdown_deadline: float | None = None
@@ -147,15 +173,15 @@ class Shim:
             return
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
+        for fd in (out_r, err_r):
+            with contextlib.suppress(OSError):  # past the system's limit: the default
+                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, OUTPUT_PIPE_SIZE)
         in_r = in_w = -1
         if self.use_stdin:
             in_r, in_w = os.pipe2(os.O_CLOEXEC)
         try:
             self.open_log()
-            self.init_pid = runtime.create(
-                self.id, self.bundle, self.state_dir,
-                stdio=(in_r if in_r >= 0 else None, out_w, err_w),
-                rootfs_mounts=self.rootfs_mounts)
+            self.init_pid, _ = self.create_in_child((in_r if in_r >= 0 else None, out_w, err_w))
         except BaseException:
             for fd in (out_r, err_r, in_w):
                 if fd >= 0:
@@ -177,19 +203,10 @@ class Shim:
     def create_with_tty(self) -> None:
         """Init makes a pty in the container's devpts and sends us the master over the
         creator's socketpair. The spec must set ``process.terminal``."""
-        got: list[int] = []
-        try:
-            self.open_log()
-            self.init_pid = runtime.create(self.id, self.bundle, self.state_dir,
-                                           rootfs_mounts=self.rootfs_mounts,
-                                           console=got.append)
-        except BaseException:
-            for fd in got:
-                os.close(fd)
-            raise
-        if not got:
+        self.open_log()
+        self.init_pid, master = self.create_in_child(None)
+        if master is None:
             raise InvalidArgument("tty: the bundle must set process.terminal")
-        master = got[0]
         os.set_blocking(master, False)
         self.pty_master = master
         self.outputs[master] = 1
@@ -197,6 +214,35 @@ class Shim:
         if self.use_stdin:
             self.stdin_fd = os.dup(master)  # a second fd: the selector wants one per role
         self.write_state()
+
+    def create_in_child(self, stdio: Stdio | None) -> tuple[int, int | None]:
+        """``runtime.create`` in a short-lived child: (init's pid, the pty master or None).
+
+        Creating parses the bundle, builds the plan, compiles or loads seccomp, forks and
+        talks to init: megabytes of heap written that would stay private to this
+        long-lived process. The child takes that with it when it exits. Init ends up ours
+        either way: we are a child subreaper, so it is reparented to us when its creator
+        exits. ``stdio`` None: a terminal (the spec's ``process.terminal``).
+        """
+        ours, theirs = sync.socketpair()
+        try:
+            try:
+                if os.fork() == 0:
+                    ours.close()
+                    _creator_main(self, stdio, theirs)
+            finally:
+                theirs.close()
+            msg = sync.recv(ours)
+        finally:
+            ours.close()
+        if msg is None:
+            raise RuntimeFailure("the container's creator exited without an answer")
+        master = msg.get("fd")
+        if msg["type"] != _CREATED:
+            if master is not None:
+                os.close(master)
+            protocol.raise_for_error(msg)
+        return int(msg["init_pid"]), master
 
     def open_log(self) -> None:
         if not self.log_path or self.log_driver == "none":
@@ -229,12 +275,17 @@ class Shim:
         while True:
             timeout = None
             now = time.monotonic()
-            if self.exited_at_mono is not None and not self.finalized:
-                timeout = max(0.0, self.exited_at_mono + DRAIN_TIMEOUT - now)
+            if self.exited_at_mono is not None and not self.finalized \
+                    and not self.output_paused:
+                timeout = max(0.0, self.drain_deadline - now)
             for ex in self.execs.values():
-                if ex.exited_at_mono is not None and not ex.done:
-                    left = max(0.0, ex.exited_at_mono + DRAIN_TIMEOUT - now)
+                if ex.exited_at_mono is not None and not ex.done and not ex.output_paused:
+                    left = max(0.0, ex.drain_deadline - now)
                     timeout = left if timeout is None else min(timeout, left)
+            paused = self.output_paused or any(ex.output_paused for ex in self.execs.values())
+            if paused:
+                timeout = STALL_TIMEOUT / 4 if timeout is None else min(timeout,
+                                                                         STALL_TIMEOUT / 4)
             if self.shutdown_deadline is not None:
                 left = max(0.0, self.shutdown_deadline - now)
                 timeout = left if timeout is None else min(timeout, left)
@@ -260,14 +311,16 @@ class Shim:
                         self.on_conn_read(conn)
                     if events & selectors.EVENT_WRITE and key.fd in self.conns:
                         self.on_conn_write(conn)
+            if paused:
+                self.drop_stalled()
             for ex in list(self.execs.values()):
                 if (ex.exited_at_mono is not None and not ex.done
-                        and (not ex.outputs
-                             or time.monotonic() >= ex.exited_at_mono + DRAIN_TIMEOUT)):
+                        and (not ex.outputs or (not ex.output_paused
+                                                and time.monotonic() >= ex.drain_deadline))):
                     self.finish_exec(ex)
             if (self.exited_at_mono is not None and not self.finalized
-                    and (not self.outputs
-                         or time.monotonic() >= self.exited_at_mono + DRAIN_TIMEOUT)):
+                    and (not self.outputs or (not self.output_paused
+                                              and time.monotonic() >= self.drain_deadline))):
                 self.finalize()
             if self.shutdown_requested and self.finalized:
                 if self.shutdown_deadline is None:
@@ -295,6 +348,7 @@ class Shim:
                 code = os.waitstatus_to_exitcode(status)
                 ex.exit_code = 128 - code if code < 0 else code
                 ex.exited_at_mono = time.monotonic()
+                ex.drain_deadline = ex.exited_at_mono + DRAIN_TIMEOUT
                 continue
             if pid == self.init_pid and self.exited_at_mono is None:
                 code = os.waitstatus_to_exitcode(status)
@@ -305,6 +359,7 @@ class Shim:
                     self.exit_code = code
                 self.finished_at = rfc3339_nano()
                 self.exited_at_mono = time.monotonic()
+                self.drain_deadline = self.exited_at_mono + DRAIN_TIMEOUT
                 self.status = "stopped"
                 try:
                     self.oom_killed = runtime.oom_killed(self.state_dir)
@@ -365,7 +420,8 @@ class Shim:
         stream = self.outputs.pop(fd, None)
         if stream is None:
             return
-        self.sel.unregister(fd)
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
         os.close(fd)
         if self.log is not None:
             self.log.end_stream(stream)
@@ -465,6 +521,8 @@ class Shim:
         if fd in self.sel.get_map():
             self.sel.unregister(fd)
         conn.sock.close()
+        conn.wbuf.clear()
+        self.update_flow(conn)
 
     def send(self, conn: _Conn, data: bytes) -> None:
         if conn.wbuf:
@@ -478,12 +536,66 @@ class Shim:
                 self.drop(conn)
                 return
             if n < len(data):
+                conn.progress_at = time.monotonic()  # caught up until now
                 conn.wbuf += data[n:]
         if len(conn.wbuf) > CLIENT_BUFFER_LIMIT:
             print(f"shim: dropping a client {len(conn.wbuf)} bytes behind", file=sys.stderr)
             self.drop(conn)
             return
+        if conn.wbuf:
+            self.update_flow(conn)
         self.update(conn)
+
+    # ---- flow control: a slow client slows the container, a stuck one is dropped -------
+
+    def update_flow(self, conn: _Conn) -> None:
+        """Stop reading output a client is far behind on, and read again once it caught up.
+
+        The container then blocks writing to a full pipe, as under dockerd, instead of its
+        output being lost to the client. The log waits with it.
+        """
+        if conn.mode == "attach" or (conn.mode == "closing" and self.output_paused):
+            behind = max((len(c.wbuf) for c in self.conns.values() if c.mode == "attach"),
+                         default=0)
+            if not self.output_paused and behind > PAUSE_ABOVE:
+                self.set_output_reading(False)
+            elif self.output_paused and behind <= RESUME_BELOW:
+                self.set_output_reading(True)
+        ex = conn.exec
+        if ex is not None:
+            behind = len(conn.wbuf) if conn.sock.fileno() in self.conns else 0
+            if not ex.output_paused and behind > PAUSE_ABOVE:
+                self.set_exec_output_reading(ex, False)
+            elif ex.output_paused and behind <= RESUME_BELOW:
+                self.set_exec_output_reading(ex, True)
+
+    def set_output_reading(self, on: bool) -> None:
+        self.output_paused = not on
+        for fd, stream in self.outputs.items():
+            if on:
+                self.sel.register(fd, selectors.EVENT_READ, ("output", stream))
+            else:
+                self.sel.unregister(fd)
+        if on and self.exited_at_mono is not None:
+            self.drain_deadline = max(self.drain_deadline, time.monotonic() + DRAIN_TIMEOUT)
+
+    def set_exec_output_reading(self, ex: _Exec, on: bool) -> None:
+        ex.output_paused = not on
+        for fd, stream in ex.outputs.items():
+            if on:
+                self.sel.register(fd, selectors.EVENT_READ, ("exec_out", (ex, stream)))
+            else:
+                self.sel.unregister(fd)
+        if on and ex.exited_at_mono is not None:
+            ex.drain_deadline = max(ex.drain_deadline, time.monotonic() + DRAIN_TIMEOUT)
+
+    def drop_stalled(self) -> None:
+        now = time.monotonic()
+        for conn in list(self.conns.values()):
+            if len(conn.wbuf) > RESUME_BELOW and now - conn.progress_at > STALL_TIMEOUT:
+                print(f"shim: dropping a client stuck {len(conn.wbuf)} bytes behind",
+                      file=sys.stderr)
+                self.drop(conn)
 
     def respond(self, conn: _Conn, resp: dict[str, Any]) -> None:
         conn.mode = "closing"
@@ -499,6 +611,9 @@ class Shim:
             self.drop(conn)
             return
         del conn.wbuf[:n]
+        conn.progress_at = time.monotonic()
+        if len(conn.wbuf) <= RESUME_BELOW:
+            self.update_flow(conn)
         self.update(conn)
 
     def on_conn_read(self, conn: _Conn) -> None:
@@ -547,7 +662,7 @@ class Shim:
     def on_attach_input(self, conn: _Conn, data: bytes) -> None:
         if not data:
             conn.reading = False
-            if conn.want_stdin and conn.stdin_once:
+            if conn.want_stdin and conn.stdin_once and not self.tty:
                 self.close_stdin()
             self.update(conn)
             return
@@ -670,7 +785,8 @@ class Shim:
     # ---- exec -----------------------------------------------------------------------
 
     def get_exec(self, req: dict[str, Any]) -> _Exec:
-        ex = self.execs.get(str(req.get("exec_id") or ""))
+        exec_id = str(req.get("exec_id") or "")
+        ex = self.execs.get(exec_id) or self.finished_execs.get(exec_id)
         if ex is None:
             raise NotFound(f"no such exec instance: {req.get('exec_id')}")
         return ex
@@ -682,7 +798,7 @@ class Shim:
             raise InvalidArgument("exec: exec_id is required")
         if not isinstance(process, dict):
             raise InvalidArgument("exec: process must be an object")
-        if exec_id in self.execs:
+        if exec_id in self.execs or exec_id in self.finished_execs:
             raise AlreadyExists(f"exec {exec_id} exists already")
         if self.status != "running":
             raise Conflict(f"container {self.id} is not running")
@@ -777,7 +893,8 @@ class Shim:
     def close_exec_output(self, ex: _Exec, fd: int) -> None:
         if ex.outputs.pop(fd, None) is None:
             return
-        self.sel.unregister(fd)
+        if fd in self.sel.get_map():
+            self.sel.unregister(fd)
         if fd == ex.master:
             ex.master = -1
         os.close(fd)
@@ -848,6 +965,10 @@ class Shim:
             if waiter.sock.fileno() in self.conns:
                 self.respond(waiter, protocol.ok(exit_code=ex.exit_code))
         ex.waiters.clear()
+        self.execs.pop(ex.id, None)
+        self.finished_execs[ex.id] = ex
+        while len(self.finished_execs) > FINISHED_EXECS_KEPT:
+            del self.finished_execs[next(iter(self.finished_execs))]
 
     def op_attach(self, conn: _Conn, req: dict[str, Any], rest: bytes) -> None:
         streams = set()
@@ -866,7 +987,7 @@ class Shim:
         if self.finalized:
             conn.mode = "closing"
             conn.reading = False
-            if want_stdin and conn.stdin_once:
+            if want_stdin and conn.stdin_once and not self.tty:
                 self.close_stdin()
             self.update(conn)
             return
@@ -885,6 +1006,34 @@ class Shim:
             self.log = None
         with contextlib.suppress(BerthError, OSError):
             runtime.delete(self.state_dir, force=True)
+
+
+_CREATED = "created"
+
+
+def _creator_main(shim: Shim, stdio: Stdio | None, sock: socket.socket) -> NoReturn:
+    """The creator child: create, report init's pid (and the pty master), exit."""
+    code = 0
+    try:
+        got: list[int] = []
+        init_pid = runtime.create(
+            shim.id, shim.bundle, shim.state_dir, stdio=stdio or (None, None, None),
+            rootfs_mounts=shim.rootfs_mounts, console=got.append if stdio is None else None)
+        if got:
+            sync.send_fd(sock, _CREATED, got[0], init_pid=init_pid)
+        else:
+            sync.send(sock, _CREATED, init_pid=init_pid)
+    except BaseException as e:  # noqa: BLE001 - everything must reach the shim
+        code = 1
+        if not isinstance(e, BerthError):
+            traceback.print_exc()
+        with contextlib.suppress(OSError):
+            resp = protocol.error_response(e)
+            sock.send(json.dumps({"type": "error", **resp}).encode())
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        os._exit(code)
 
 
 def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:

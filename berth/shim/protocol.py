@@ -78,9 +78,11 @@ client's half-close closes the process's stdin (with a tty: an end-of-file chara
 Attach stream: shim → client, Docker's multiplexed frames of live output from the moment of
 attach: ``[stream, 0, 0, 0, length: uint32 big-endian] + payload`` (stream 1 stdout, 2 stderr);
 client → shim, raw stdin bytes. The client's half-close (``SHUT_WR``) closes the container's
-stdin when ``stdin_once``. When the container has exited and its output is drained, the shim
-sends what is left and closes the connection. A client that falls too far behind is dropped;
-the log always gets everything.
+stdin when ``stdin_once``, unless the container has a tty: a client leaving a terminal (its
+detach keys) leaves it open for the next one, as dockerd does. When the container has exited
+and its output is drained, the shim sends what is left and closes the connection. A client
+far behind holds the output back (the container waits, as under dockerd); one that takes
+nothing for seconds is dropped. The log always gets everything.
 
 With ``"tty": true`` the container's stdio is a pty (the bundle must set ``process.terminal``):
 its output is one stream, sent to attach clients raw, without frames (as Docker does), and
