@@ -66,3 +66,45 @@ def test_clone_without_namespaces_is_a_fork() -> None:
     assert int(os.read(r, 32)) == os.getpid()
     os.close(r)
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 7
+
+
+def _in_child(fn) -> int:  # noqa: ANN001 - a callable run in a forked child, exit code back
+    pid = os.fork()
+    if pid == 0:
+        code = 3
+        try:
+            code = fn()
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_cloexec_from_marks_every_later_fd() -> None:
+    def child() -> int:
+        fds = [os.open(os.devnull, os.O_RDONLY) for _ in range(3)]
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        if not linux.set_cloexec_from(fds[1]):
+            return 4  # no close_range here
+        return 0 if [os.get_inheritable(fd) for fd in fds] == [True, False, False] else 1
+
+    assert _in_child(child) in (0, 4)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
+def test_mount_flags_reach_every_mount_below(tmp_path: Path) -> None:
+    top, below = tmp_path / "top", tmp_path / "top" / "below"
+
+    def child() -> int:
+        linux.unshare(linux.CLONE_NEWNS)
+        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
+        top.mkdir()
+        linux.mount("tmpfs", str(top), "tmpfs", 0)
+        below.mkdir()
+        linux.mount("tmpfs", str(below), "tmpfs", 0)
+        if not linux.set_mount_flags_recursive(str(top), linux.MS_RDONLY | linux.MS_NOSUID):
+            return 4  # an older kernel: the caller remounts one by one
+        want = os.ST_RDONLY | os.ST_NOSUID
+        return 0 if all(os.statvfs(p).f_flag & want == want for p in (top, below)) else 1
+
+    assert _in_child(child) in (0, 4)
