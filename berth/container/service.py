@@ -212,7 +212,16 @@ class ContainerService:
         image_ref = body.get("Image") or ""
         if not image_ref:
             raise errors.InvalidArgument("No image specified")
-        image = await asyncio.to_thread(self.images.resolve, image_ref)
+        record = await asyncio.to_thread(self._create_sync, body, name, image_ref)
+        self._remember(record)
+        self._emit("create", record)
+        return {"Id": record["Id"], "Warnings": []}
+
+    def _create_sync(self, body: dict[str, Any], name: str | None,
+                     image_ref: str) -> dict[str, Any]:
+        """The record, its directory, snapshot, volumes and row, in one worker hop: each step
+        touches the disk (file creation is slow on some), none may hold the event loop."""
+        image = self.images.resolve(image_ref)
         host_config = dict(body.get("HostConfig") or {})
         specs.validate_host_config(host_config)
         specs.capabilities(host_config)
@@ -272,25 +281,17 @@ class ContainerService:
                                 "Ports": {}, "SandboxKey": "", "Networks": {}},
         }
         try:
-            # One worker hop for all of it: directory, snapshot, volumes, row. Each of these
-            # creates files (slow on some disks), which must not hold the event loop.
-            await asyncio.to_thread(self._create_sync, record, name, image.id)
+            os.makedirs(container_dir, mode=0o710, exist_ok=True)
+            mounts = self.images.prepare_rootfs(cid, image.id)
+            record["GraphDriver"]["Data"] = _graph_data(mounts)
+            self._create_volumes(record)
+            self._insert_sync(record, name)
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.images.remove_rootfs, cid)
+                self.images.remove_rootfs(cid)
             shutil.rmtree(container_dir, ignore_errors=True)
             raise
-        self._remember(record)
-        self._emit("create", record)
-        return {"Id": cid, "Warnings": []}
-
-    def _create_sync(self, record: dict[str, Any], name: str | None, image_id: str) -> None:
-        cid = record["Id"]
-        os.makedirs(self._container_dir(cid), mode=0o710, exist_ok=True)
-        mounts = self.images.prepare_rootfs(cid, image_id)
-        record["GraphDriver"]["Data"] = _graph_data(mounts)
-        self._create_volumes(record)
-        self._insert_sync(record, name)
+        return record
 
     def _create_volumes(self, record: dict[str, Any]) -> None:
         """Give every volume mount a volume (anonymous ones a fresh name) and its path."""
