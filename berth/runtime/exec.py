@@ -9,7 +9,9 @@ from the container's devpts, as init does), the user, capabilities, no_new_privs
 seccomp, resolves the command, says ready and execs. The sync socket is close-on-exec, so
 end of stream after ``ready`` means the exec happened; a failed exec sends an error first.
 
-Messages (``sync``): E1 → caller ``pid``; E2 → caller ``console`` (with the master),
+E1 also builds the process's plan from the bundle (``exec_config``), so a long-lived caller
+never parses it. Messages (``sync``): E1 → caller ``pid`` or ``error`` (with ``kind`` for a
+bad plan: ``InvalidArgument``, ``NotFound``); E2 → caller ``console`` (with the master),
 ``ready``, ``error``.
 
 E2 is reparented to the nearest child subreaper when E1 exits: the caller must be one
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from berth import linux
-from berth.errors import Conflict, InvalidArgument, RuntimeFailure
+from berth.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import config as _config
 from berth.runtime import container as _container
 from berth.runtime import init as _init
@@ -45,13 +47,17 @@ _NS_ORDER: tuple[tuple[str, int], ...] = (
 )
 
 Stdio = tuple[int | None, int | None, int | None]
+# Errors in the process's plan, which E1 builds: they reach the caller as themselves.
+_PLAN_ERRORS: dict[str, type[InvalidArgument] | type[NotFound]] = {
+    "InvalidArgument": InvalidArgument, "NotFound": NotFound}
 
 
-def exec_config(state_dir: str, process: dict[str, Any]) -> tuple[_config.InitConfig,
-                                                                   dict[str, Any]]:
+def exec_config(state_dir: str, process: dict[str, Any], st: dict[str, Any] | None = None
+                ) -> tuple[_config.InitConfig, dict[str, Any]]:
     """The process's plan, with what it leaves out (capabilities, no_new_privs, seccomp,
     rlimits) taken from the container's own process, as Docker's exec does."""
-    st = _container._load_state(state_dir)
+    if st is None:
+        st = _container._load_state(state_dir)
     if not isinstance(process, dict):
         raise InvalidArgument("exec: process must be an object")
     spec = _container.load_spec(st["bundle"])
@@ -168,11 +174,20 @@ def _join_cgroup_dir(path: str) -> None:
         os.close(fd)
 
 
-def _e1(cfg: _config.InitConfig, st: dict[str, Any], sock: socket.socket,
+def _e1(state_dir: str, process: dict[str, Any], st: dict[str, Any], sock: socket.socket,
         stdio: Stdio) -> None:
-    step = "exec: setting up"
+    step = "exec: reading the container's configuration"
     code = 1
     try:
+        # The plan is built here, not in the caller: parsing the bundle and the spec writes
+        # heap that would stay private to a long-lived caller (the shim) for good.
+        try:
+            cfg, _ = exec_config(state_dir, process, st)
+        except (InvalidArgument, NotFound) as e:
+            sync.send(sock, sync.MSG_ERROR, stage=step, message=e.message, exit_code=125,
+                      kind=type(e).__name__)
+            os._exit(1)
+        step = "exec: setting up"
         _init._reset_process_state()
         step = "exec: taking stdio"
         _init._take_stdio(stdio)
@@ -200,11 +215,13 @@ def exec_process(state_dir: str, process: dict[str, Any], *, stdio: Stdio = (Non
     """Start ``process`` (an OCI process object) in the running container; returns its
     host pid once it has exec'd. Raises ``Conflict`` if the container is not running,
     ``RuntimeFailure`` (127/126) if the command is missing or not executable."""
-    cfg, st = exec_config(state_dir, process)
+    if not isinstance(process, dict):
+        raise InvalidArgument("exec: process must be an object")
+    st = _container._load_state(state_dir)
     status = _container._status(st, state_dir)
     if status not in ("running", "created"):
         raise Conflict(f"cannot exec in a container that is {status}")
-    if cfg.terminal and console is None:
+    if process.get("terminal") and console is None:
         raise InvalidArgument("process.terminal is set: a console socket is required")
     parent, child = sync.socketpair()
     e1 = pid = 0
@@ -212,7 +229,7 @@ def exec_process(state_dir: str, process: dict[str, Any], *, stdio: Stdio = (Non
         e1 = os.fork()
         if e1 == 0:
             parent.close()
-            _e1(cfg, st, child, stdio)
+            _e1(state_dir, process, st, child, stdio)
         child.close()
         parent.settimeout(EXEC_TIMEOUT)
         ready = False
@@ -238,6 +255,8 @@ def exec_process(state_dir: str, process: dict[str, Any], *, stdio: Stdio = (Non
             elif kind == sync.MSG_READY:
                 ready = True
             elif kind == sync.MSG_ERROR:
+                if msg.get("kind") in _PLAN_ERRORS:
+                    raise _PLAN_ERRORS[msg["kind"]](str(msg.get("message")))
                 raise RuntimeFailure(str(msg.get("message")), int(msg.get("exit_code") or 125))
         if pid_file:
             _container._write_file(pid_file, str(pid).encode())

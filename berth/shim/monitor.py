@@ -51,7 +51,6 @@ from berth.runtime import exec as runtime_exec
 from berth.runtime import sync
 from berth.shim import jsonlog, protocol
 from berth.shim.jsonlog import JsonFileLog, rfc3339_nano
-from berth.util import atomic_write_json
 
 CLIENT_BUFFER_LIMIT = 4 << 20  # bytes of unsent output before a client is dropped outright
 PAUSE_ABOVE = 1 << 20  # a client this far behind: stop reading the output it is sent
@@ -259,14 +258,14 @@ class Shim:
         self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
 
     def write_state(self) -> None:
-        atomic_write_json(os.path.join(self.state_dir, protocol.SHIM_STATE), {
+        _write_json(os.path.join(self.state_dir, protocol.SHIM_STATE), {
             "id": self.id,
             "shim_pid": os.getpid(),
             "init_pid": self.init_pid,
             "status": self.status,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
-        }, durable=False)
+        })
 
     # ---- the loop -------------------------------------------------------------------
 
@@ -377,8 +376,7 @@ class Shim:
             runtime.delete(self.state_dir, force=True)
         except BerthError as e:
             print(f"shim: deleting the stopped container: {e}", file=sys.stderr)
-        atomic_write_json(os.path.join(self.state_dir, protocol.EXIT_FILE), self.exit_info(),
-                          durable=False)
+        _write_json(os.path.join(self.state_dir, protocol.EXIT_FILE), self.exit_info())
         self.write_state()
         self.finalized = True
         for conn in list(self.conns.values()):
@@ -1077,6 +1075,21 @@ def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(code)
+
+
+def _write_json(path: str, obj: dict[str, Any]) -> None:
+    """Replace ``path`` by rename. The state dir is on a tmpfs and only a crash of this
+    process must leave it whole, so no fsync; plain fds, so no tempfile or io objects
+    (each costs the long-lived shim pages of its own)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        data = memoryview(json.dumps(obj, separators=(",", ":")).encode())
+        while data:
+            data = data[os.write(fd, data):]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
 
 
 def _claim_state_dir(state_dir: str) -> None:
