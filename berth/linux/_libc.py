@@ -9,8 +9,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 # System calls glibc has no wrapper for, by machine.
 _SYSCALLS: dict[str, dict[str, int]] = {
-    "x86_64": {"pivot_root": 155, "clone": 56, "mount_setattr": 442},
-    "aarch64": {"pivot_root": 41, "clone": 220, "mount_setattr": 442},
+    "x86_64": {"pivot_root": 155, "clone": 56},
+    "aarch64": {"pivot_root": 41, "clone": 220},
 }
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 
 from berth.linux._libc import check, libc, syscall_number
@@ -90,37 +89,6 @@ def pivot_root(new_root: str, put_old: str) -> None:
     nr = syscall_number("pivot_root")
     check(libc.syscall(nr, _b(new_root), _b(put_old)), f"pivot_root (put_old {put_old})",
           new_root)
-
-
-_AT_FDCWD = -100
-_AT_RECURSIVE = 0x8000
-# mount_setattr's MOUNT_ATTR_* for the MS_* flags they mirror.
-_MOUNT_ATTRS = ((MS_RDONLY, 0x1), (MS_NOSUID, 0x2), (MS_NODEV, 0x4), (MS_NOEXEC, 0x8))
-
-
-class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
-
-
-def set_mount_flags_recursive(target: str, flags: int) -> bool:
-    """Add ``flags`` (MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC) to the mount at ``target``
-    and every mount below it in one ``mount_setattr`` (Linux 5.12), instead of one remount
-    each. False where the kernel lacks the call: the caller remounts one by one."""
-    try:
-        nr = syscall_number("mount_setattr")
-    except OSError:
-        return False
-    attr = _MountAttr(sum(bit for ms, bit in _MOUNT_ATTRS if flags & ms), 0, 0, 0)
-    ret = libc.syscall(ctypes.c_long(nr), ctypes.c_long(_AT_FDCWD), _b(target),
-                       ctypes.c_ulong(_AT_RECURSIVE), ctypes.byref(attr),
-                       ctypes.c_size_t(ctypes.sizeof(attr)))
-    if ret == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EPERM):  # EPERM: a seccomp filter that forbids it
-        return False
-    raise OSError(err, f"mount_setattr: {os.strerror(err)}", target)
 
 
 def sethostname(name: str) -> None:

@@ -148,18 +148,14 @@ def mount_cgroups(m: Mount, target: str, cgroup_dirs: list[str]) -> None:
                         | linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
         return
     linux.mount("tmpfs", target, "tmpfs", m.flags & ~linux.MS_RDONLY, "mode=755")
-    locked = linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC
-    sources = [(src, os.path.join(target, name)) for src, name in _own_cgroups(cgroup_dirs)]
-    for src, dest in sources:
+    sub_flags = (linux.MS_BIND | linux.MS_REMOUNT | linux.MS_NOSUID | linux.MS_NODEV
+                 | linux.MS_NOEXEC | ro)
+    for src, name in _own_cgroups(cgroup_dirs):
+        dest = os.path.join(target, name)
         _mkdir_all(dest)
         linux.mount(src, dest, None, linux.MS_BIND)
-    # When the tmpfs is as locked down as the binds must be (Docker's mount is), one call
-    # gives them all their flags; else one remount each.
-    if not (m.flags & locked == locked
-            and linux.set_mount_flags_recursive(target, locked | ro)):
-        for _, dest in sources:
-            linux.mount(None, dest, None, linux.MS_BIND | linux.MS_REMOUNT | locked | ro)
-    if ro:  # the tmpfs itself read-only too, not only this mount of it
+        linux.mount(None, dest, None, sub_flags)
+    if ro:
         linux.mount(None, target, None, linux.MS_REMOUNT | m.flags)
 
 

@@ -90,21 +90,3 @@ def test_cloexec_from_marks_every_later_fd() -> None:
 
     assert _in_child(child) in (0, 4)
 
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="mounting needs root")
-def test_mount_flags_reach_every_mount_below(tmp_path: Path) -> None:
-    top, below = tmp_path / "top", tmp_path / "top" / "below"
-
-    def child() -> int:
-        linux.unshare(linux.CLONE_NEWNS)
-        linux.mount(None, "/", None, linux.MS_REC | linux.MS_PRIVATE)
-        top.mkdir()
-        linux.mount("tmpfs", str(top), "tmpfs", 0)
-        below.mkdir()
-        linux.mount("tmpfs", str(below), "tmpfs", 0)
-        if not linux.set_mount_flags_recursive(str(top), linux.MS_RDONLY | linux.MS_NOSUID):
-            return 4  # an older kernel: the caller remounts one by one
-        want = os.ST_RDONLY | os.ST_NOSUID
-        return 0 if all(os.statvfs(p).f_flag & want == want for p in (top, below)) else 1
-
-    assert _in_child(child) in (0, 4)
