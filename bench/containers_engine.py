@@ -8,7 +8,9 @@ started for this run with its own roots and stopped at the end):
 - 50 ``sleep`` containers started with ``docker run -d``, sequentially and 10 at a time;
 - ``docker ps`` with those 50 running: median latency;
 - memory with the 50 running: the engine's total PSS (daemon, launcher or containerd, and the
-  per-container monitors; the containers' own processes left out), and per container;
+  per-container monitors; the containers' own processes left out), per container, and the
+  monitors' alone (shims; containerd-shim-runc-v2) per container. How many containers still
+  ran at that moment is printed too: on a shared machine something may have killed some;
 - log throughput: a container writing 100 MB to stdout, attached, then ``docker logs`` of it.
 
 The machines are shared and noisy: compare within one run, never across runs.
@@ -84,6 +86,7 @@ def pids_matching(pred: Callable[[str], bool]) -> list[int]:
 
 
 def berth_engine_pids(exec_root: str, daemon_pid: int) -> list[int]:
+    """The daemon, the launcher, then every shim."""
     pids = [daemon_pid]
     with contextlib.suppress(OSError, ValueError), open(os.path.join(exec_root,
                                                                      "launcher.pid")) as f:
@@ -96,13 +99,22 @@ def berth_engine_pids(exec_root: str, daemon_pid: int) -> list[int]:
     return pids
 
 
+def berth_monitor_pids(exec_root: str, daemon_pid: int) -> list[int]:
+    return berth_engine_pids(exec_root, daemon_pid)[2:]
+
+
 def docker_engine_pids(env: dict[str, str]) -> list[int]:
     root = env["DOCKER_HOST"].removeprefix("unix://").rsplit("/", 1)[0]
     return pids_matching(lambda c: root in c and ("dockerd" in c or "containerd" in c))
 
 
-def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
-            ) -> dict[str, float]:
+def docker_monitor_pids(env: dict[str, str]) -> list[int]:
+    root = env["DOCKER_HOST"].removeprefix("unix://").rsplit("/", 1)[0]
+    return pids_matching(lambda c: root in c and "containerd-shim" in c)
+
+
+def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]],
+            monitor_pids: Callable[[], list[int]]) -> dict[str, float]:
     results: dict[str, float] = {}
     cid = docker(env, "run", "-d", "busybox", "sleep", "600").strip()
     try:
@@ -117,10 +129,19 @@ def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
         docker(env, "run", "-d", "--label", "bench=seq", "busybox", "sleep", "600")
     results[f"{COUNT} sleep sequential (s)"] = time.perf_counter() - started
     results["ps with 50 (ms)"] = 1000 * median_of(lambda: docker(env, "ps"), 15)
+    running = len(docker(env, "ps", "-q").split())
     pids = engine_pids()
     total = sum(pss_kb(p) for p in pids)
+    monitors = monitor_pids()
+    results["running at the PSS sample"] = running
     results["engine PSS, 50 running (MB)"] = total / 1024
     results["engine PSS per container (MB)"] = total / 1024 / COUNT
+    if monitors:
+        results["monitor PSS per container (MB)"] = (
+            sum(pss_kb(p) for p in monitors) / 1024 / len(monitors))
+    if running != COUNT:
+        print(f"{name}: only {running} of {COUNT} containers ran at the memory sample",
+              file=sys.stderr)
     ids = docker(env, "ps", "-aq").split()
     docker(env, "rm", "-f", *ids)
 
@@ -151,11 +172,13 @@ def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
 
 
 @contextlib.contextmanager
-def berth_env() -> Iterator[tuple[dict[str, str], Callable[[], list[int]]]]:
+def berth_env() -> Iterator[tuple[dict[str, str], Callable[[], list[int]],
+                                  Callable[[], list[int]]]]:
     with running_berthd() as daemon:
         assert daemon.proc is not None
         pid = daemon.proc.pid
-        yield daemon.env(), lambda: berth_engine_pids(daemon.exec_root, pid)
+        yield (daemon.env(), lambda: berth_engine_pids(daemon.exec_root, pid),
+               lambda: berth_monitor_pids(daemon.exec_root, pid))
 
 
 def main() -> None:
@@ -165,13 +188,14 @@ def main() -> None:
     if args.install:
         install_anchors()
     table: dict[str, dict[str, float]] = {}
-    with berth_env() as (env, pids):
-        table["berthd"] = measure("berthd", env, pids)
+    with berth_env() as (env, pids, monitors):
+        table["berthd"] = measure("berthd", env, pids, monitors)
     print(json.dumps(table["berthd"]), file=sys.stderr)
     with dockerd() as docker_env:
         if docker_env is not None:
             table["dockerd"] = measure("dockerd", docker_env,
-                                       lambda: docker_engine_pids(docker_env))
+                                       lambda: docker_engine_pids(docker_env),
+                                       lambda: docker_monitor_pids(docker_env))
     rows = sorted({k for r in table.values() for k in r}, key=lambda k: list(
         table["berthd"]).index(k) if k in table["berthd"] else 99)
     print(f"{'':34}" + "".join(f"{n:>12}" for n in table) + "       ratio")
