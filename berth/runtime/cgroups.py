@@ -20,7 +20,7 @@ import os
 import time
 
 from berth.errors import Conflict, InvalidArgument, Unavailable
-from berth.runtime.lite import suppress
+from berth.util import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

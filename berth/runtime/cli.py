@@ -15,7 +15,7 @@ import sys
 from berth import linux
 from berth.errors import BerthError, InvalidArgument, NotFound, RuntimeFailure
 from berth.runtime import container
-from berth.runtime.lite import suppress
+from berth.util import suppress
 from berth.util.flags import FlagError, FlagSet
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path

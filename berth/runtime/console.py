@@ -15,7 +15,7 @@ import os
 import struct
 
 from berth import linux
-from berth.runtime.lite import suppress
+from berth.util import suppress
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

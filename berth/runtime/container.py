@@ -43,9 +43,9 @@ from berth.runtime import console as _console
 from berth.runtime import hooks as _hooks
 from berth.runtime import init as _init
 from berth.runtime import sync
-from berth.runtime.lite import dumps as _dumps
-from berth.runtime.lite import loads as _loads
-from berth.runtime.lite import suppress
+from berth.util import suppress
+from berth.util.jsonlite import dumps as _dumps
+from berth.util.jsonlite import loads as _loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 
 from berth.errors import InvalidArgument, RuntimeFailure
-from berth.runtime.lite import dumps
+from berth.util.jsonlite import dumps
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

@@ -35,7 +35,8 @@ from berth import linux
 from berth.errors import RuntimeFailure
 from berth.runtime import console, hooks, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
-from berth.runtime.lite import dumps, suppress
+from berth.util import suppress
+from berth.util.jsonlite import dumps
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ import stat
 from berth import linux
 from berth.runtime import cgroups
 from berth.runtime.config import InitConfig, Mount
-from berth.runtime.lite import suppress
+from berth.util import suppress
 
 # (path, major, minor): the nodes every container gets in /dev, as runc creates them.
 DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (

@@ -19,7 +19,8 @@ import zlib
 
 from berth.errors import InvalidArgument, NotImplementedYet
 from berth.linux._libc import libc
-from berth.runtime.lite import dumps, loads, suppress
+from berth.util import suppress
+from berth.util.jsonlite import dumps, loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

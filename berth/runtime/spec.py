@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from berth.runtime.lite import loads
+from berth.util.jsonlite import loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

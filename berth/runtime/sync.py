@@ -49,7 +49,7 @@ import _socket  # socket.py's enums and selectors cost milliseconds at start-up
 import os
 import struct  # not array: importing it loads collections
 
-from berth.runtime.lite import dumps, loads
+from berth.util.jsonlite import dumps, loads
 
 TYPE_CHECKING = False  # importing typing costs milliseconds on the start path
 if TYPE_CHECKING:

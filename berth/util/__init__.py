@@ -22,6 +22,7 @@ __all__ = [
     "rfc3339_nano",
     "safe_join",
     "short_id",
+    "suppress",
 ]
 
 
@@ -129,3 +130,19 @@ class umask:  # lower case: used as ``with umask(0o022):``, as the function it r
     def __exit__(self, *exc: object) -> None:
         if self._old is not None:
             os.umask(self._old)
+
+
+class suppress:  # noqa: N801 - named as the contextlib one it stands in for
+    """``contextlib.suppress`` without importing contextlib (and with it collections and
+    functools), which the runtime's and the CLI's start paths would pay for."""
+
+    __slots__ = ("_kinds",)
+
+    def __init__(self, *kinds: type[BaseException]) -> None:
+        self._kinds = kinds
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, _value: object, _tb: object) -> bool:
+        return kind is not None and issubclass(kind, self._kinds)

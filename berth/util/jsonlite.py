@@ -41,24 +41,27 @@ def _refuse(obj: object) -> object:
 
 if _json is not None:
     _scan = _json.make_scanner(_ScanContext())
+    # markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys,
+    # allow_nan
     _encode = _json.make_encoder(None, _refuse, _json.encode_basestring_ascii, None, ":", ",",
                                  False, False, True)
+    _encode_sorted = _json.make_encoder(None, _refuse, _json.encode_basestring_ascii, None,
+                                        ":", ",", True, False, True)
 else:  # pragma: no cover
-    _scan = _encode = None
+    _scan = _encode = _encode_sorted = None
 
 
-def dumps(obj: Any) -> str:
-    """``json.dumps(obj, separators=(",", ":"))``."""
-    if _encode is None:  # pragma: no cover
-        import json
+def dumps(obj: Any, *, sort_keys: bool = False) -> str:
+    """``json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)``."""
+    encode = _encode_sorted if sort_keys else _encode
+    if encode is not None:
+        try:
+            return "".join(encode(obj, 0))
+        except (TypeError, ValueError, RecursionError):
+            pass  # the standard message (and a cycle is reported, not overflowed)
+    import json
 
-        return json.dumps(obj, separators=(",", ":"))
-    try:
-        return "".join(_encode(obj, 0))
-    except (TypeError, ValueError, RecursionError):
-        import json  # the standard message (and a cycle is reported, not overflowed)
-
-        return json.dumps(obj, separators=(",", ":"))
+    return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
 
 
 def loads(data: str | bytes | bytearray) -> Any:

@@ -64,3 +64,28 @@ def test_does_not_import_json_or_re() -> None:
                          check=True,
                          env={"PYTHONPATH": str(Path(__file__).resolve().parents[2])}).stdout
     assert out.strip() == "[]"
+
+
+@given(_values)
+def test_sorted_keys_as_json_sorts_them(value: object) -> None:
+    assert jsonlite.dumps(value, sort_keys=True) == json.dumps(value, separators=(",", ":"),
+                                                               sort_keys=True)
+
+
+def test_a_runtime_spec_round_trips() -> None:
+    from berth.runtime.spec import default_spec
+
+    spec = default_spec(["sh", "-c", "echo hi"])
+    assert jsonlite.loads(json.dumps(spec)) == spec
+    assert jsonlite.dumps(spec) == json.dumps(spec, separators=(",", ":"))
+
+
+def test_suppress_swallows_only_the_given_kinds() -> None:
+    from berth.util import suppress
+
+    with suppress(OSError):
+        raise FileNotFoundError("gone")
+    with pytest.raises(ValueError), suppress(OSError, KeyError):
+        raise ValueError("kept")
+    with suppress(OSError):
+        pass
