@@ -184,13 +184,14 @@ def register(router: Router, services: Any) -> None:
         """The websocket form: an RFC 6455 handshake, then the container's output as binary
         frames (text before API 1.28) of the raw stream, never multiplexed, and the client's
         data frames as stdin. Query flags as dockerd reads them: absent means false."""
+        # The container first, as dockerd: a missing one is a 404 whatever the handshake.
+        record = await asyncio.to_thread(containers.attach_target, request.params["id"])
         problem = websocket.handshake_error(request.headers)
         if problem is not None:
             bad_version = "version" in problem
             return Response(status=400, body=json.dumps({"message": problem}).encode() + b"\n",
                             headers=[("Sec-WebSocket-Version", websocket.VERSION)]
                             if bad_version else [])
-        record = await asyncio.to_thread(containers.attach_target, request.params["id"])
         accept = websocket.accept_key(request.headers["sec-websocket-key"].strip())
         session = _WebsocketAttach(
             containers, record, stdin=_docker_bool(request, "stdin"),

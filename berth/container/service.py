@@ -1370,7 +1370,7 @@ class ContainerService:
                     if no_overwrite_dir_non_dir:
                         conflict = fs.overwrite_conflict(root, directory, entry)
                         if conflict is not None:
-                            return entry.offset - offset
+                            return max(entry.offset - offset, 0)  # may start in an earlier chunk
                 return None
 
             applying = asyncio.ensure_future(asyncio.to_thread(apply))

@@ -53,6 +53,8 @@ def test_handshake_is_checked(berthd: Berthd) -> None:
     status, body, _ = berthd.request("GET", "/v1.44/containers/nosuch/attach/ws", headers={
         **upgrade, "Sec-WebSocket-Key": key, "Sec-WebSocket-Version": "13"})
     assert status == 404, body
+    status, body, _ = berthd.request("GET", "/v1.44/containers/nosuch/attach/ws")
+    assert status == 404, body
     run_ok(berthd, "rm", cid)
 
 
