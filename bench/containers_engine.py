@@ -188,9 +188,16 @@ def main() -> None:
     if args.install:
         install_anchors()
     table: dict[str, dict[str, float]] = {}
-    with berth_env() as (env, pids, monitors):
-        table["berthd"] = measure("berthd", env, pids, monitors)
-    print(json.dumps(table["berthd"]), file=sys.stderr)
+    try:
+        with berth_env() as (env, pids, monitors):
+            table["berthd"] = measure("berthd", env, pids, monitors)
+            print(json.dumps(table["berthd"]), file=sys.stderr)
+    except AssertionError as exc:
+        # The fixture's teardown counts every container cgroup that appeared meanwhile,
+        # other runs' on a shared machine too: say so, keep the figures.
+        if "berthd" not in table:
+            raise
+        print(f"berthd teardown: {str(exc)[:300]}", file=sys.stderr)
     with dockerd() as docker_env:
         if docker_env is not None:
             table["dockerd"] = measure("dockerd", docker_env,
