@@ -223,10 +223,10 @@ class _Connection:
             return event
 
     async def send(self, *events: Any) -> None:
-        for event in events:
-            data = self.h11.send(event)
-            if data:
-                self.writer.write(data)
+        chunks = [self.h11.send(event) for event in events]
+        data = b"".join(c for c in chunks if c)
+        if data:
+            self.writer.write(data)
         await self.writer.drain()
 
     def base_headers(self) -> list[tuple[str, str]]:
@@ -347,11 +347,13 @@ class Server:
         headers.append(("Content-Length", str(len(response.body))))
         if conn.h11.their_state is not h11.DONE and conn.h11.their_state is not h11.SEND_BODY:
             pass
-        await conn.send(h11.Response(status_code=response.status, headers=headers,
-                                     reason=_reason(response.status)))
+        # Head, body and end in one write: one send() per response, not three.
+        events: list[Any] = [h11.Response(status_code=response.status, headers=headers,
+                                          reason=_reason(response.status))]
         if body:
-            await conn.send(h11.Data(data=body))
-        await conn.send(h11.EndOfMessage())
+            events.append(h11.Data(data=body))
+        events.append(h11.EndOfMessage())
+        await conn.send(*events)
 
     async def _stream(self, conn: _Connection, request: Request, response: StreamResponse) -> None:
         headers = conn.base_headers() + list(response.headers)
