@@ -4,22 +4,43 @@ It knows nothing of images, the database or asyncio. ``create`` runs the init st
 (``init``) and leaves the container blocked before exec; ``start`` releases it. See
 ``container`` for the state directory and who reaps init, ``sync`` for the messages between
 the stages, ``spec`` for Docker's defaults.
+
+Names load lazily (PEP 562): the daemon uses ``spec`` and ``user`` and should not carry the
+whole create path in its memory; the launcher loads it by running its warm-up container.
 """
 
-from berth.runtime.container import (
-    container_pids,
-    create,
-    delete,
-    kill,
-    oom_killed,
-    pause,
-    resume,
-    start,
-    state,
-    stats,
-    update,
-)
-from berth.runtime.spec import default_spec
+from __future__ import annotations
 
-__all__ = ["container_pids", "create", "default_spec", "delete", "kill", "oom_killed", "pause",
-           "resume", "start", "state", "stats", "update"]
+import sys
+
+TYPE_CHECKING = False  # typing costs berth-runtime's start milliseconds
+if TYPE_CHECKING:
+    from typing import Any
+
+_EXPORTS = {
+    "container_pids": "container",
+    "create": "container",
+    "delete": "container",
+    "kill": "container",
+    "oom_killed": "container",
+    "pause": "container",
+    "resume": "container",
+    "start": "container",
+    "state": "container",
+    "stats": "container",
+    "update": "container",
+    "default_spec": "spec",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'berth.runtime' has no attribute {name!r}")
+    qualified = f"berth.runtime.{module}"
+    __import__(qualified)
+    value = getattr(sys.modules[qualified], name)
+    globals()[name] = value
+    return value
