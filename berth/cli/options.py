@@ -13,9 +13,10 @@ from berth.cli.context import StatusError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Collection, Mapping
     from typing import Any
 
+    from berth.cli.parser import Parser
     from berth.util.flags import Namespace
 
 
@@ -38,27 +39,53 @@ class OptionError(ValueError):
                                 f"Run 'berth {verb} --help' for more information")
 
 
-_RESOURCE_FLAGS = (
-    # (dest, flag as shown in errors, API field, kind)
-    ("memory", "-m, --memory", "Memory", "bytes"),
-    ("memory_reservation", "--memory-reservation", "MemoryReservation", "bytes"),
-    ("memory_swap", "--memory-swap", "MemorySwap", "swap"),
-    ("memory_swappiness", "--memory-swappiness", "MemorySwappiness", "int"),
-    ("cpus", "--cpus", "NanoCpus", "decimal"),
-    ("cpu_shares", "-c, --cpu-shares", "CpuShares", "int"),
-    ("cpu_quota", "--cpu-quota", "CpuQuota", "int"),
-    ("cpu_period", "--cpu-period", "CpuPeriod", "int"),
-    ("cpu_rt_period", "--cpu-rt-period", "CpuRealtimePeriod", "int"),
-    ("cpu_rt_runtime", "--cpu-rt-runtime", "CpuRealtimeRuntime", "int"),
-    ("pids_limit", "--pids-limit", "PidsLimit", "int"),
-    ("blkio_weight", "--blkio-weight", "BlkioWeight", "uint16"),
-    ("shm_size", "--shm-size", "ShmSize", "bytes"),
-    ("oom_score_adj", "--oom-score-adj", "OomScoreAdj", "int"),
-    ("cpu_count", "--cpu-count", "CpuCount", "int"),
-    ("cpu_percent", "--cpu-percent", "CpuPercent", "int"),
-    ("io_maxbandwidth", "--io-maxbandwidth", "IOMaximumBandwidth", "bytes"),
-    ("io_maxiops", "--io-maxiops", "IOMaximumIOps", "uint64"),
+# The resource flags of run/create, ``update`` taking some of them: (names, kind, API field,
+# help). The kind says how the value is read and is what the help shows, but for "swap" (shown
+# as bytes; "-1" means unlimited) and "string" (kept as given, dropped when empty).
+RESOURCE_FLAGS = (
+    (("-m", "--memory"), "bytes", "Memory", "Memory limit"),
+    (("--memory-reservation",), "bytes", "MemoryReservation", "Memory soft limit"),
+    (("--memory-swap",), "swap", "MemorySwap",
+     "Swap limit equal to memory plus swap: '-1' to enable unlimited swap"),
+    (("--memory-swappiness",), "int", "MemorySwappiness",
+     "Tune container memory swappiness (0 to 100) (default -1)"),
+    (("--cpus",), "decimal", "NanoCpus", "Number of CPUs"),
+    (("-c", "--cpu-shares"), "int", "CpuShares", "CPU shares (relative weight)"),
+    (("--cpu-quota",), "int", "CpuQuota", "Limit CPU CFS (Completely Fair Scheduler) quota"),
+    (("--cpu-period",), "int", "CpuPeriod", "Limit CPU CFS (Completely Fair Scheduler) period"),
+    (("--cpu-rt-period",), "int", "CpuRealtimePeriod",
+     "Limit CPU real-time period in microseconds"),
+    (("--cpu-rt-runtime",), "int", "CpuRealtimeRuntime",
+     "Limit CPU real-time runtime in microseconds"),
+    (("--cpuset-cpus",), "string", "CpusetCpus", "CPUs in which to allow execution (0-3, 0,1)"),
+    (("--cpuset-mems",), "string", "CpusetMems", "MEMs in which to allow execution (0-3, 0,1)"),
+    (("--pids-limit",), "int", "PidsLimit", "Tune container pids limit (set -1 for unlimited)"),
+    (("--blkio-weight",), "uint16", "BlkioWeight",
+     "Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)"),
+    (("--shm-size",), "bytes", "ShmSize", "Size of /dev/shm"),
+    (("--oom-score-adj",), "int", "OomScoreAdj", "Tune host's OOM preferences (-1000 to 1000)"),
+    (("--cpu-count",), "int", "CpuCount", "CPU count (Windows only)"),
+    (("--cpu-percent",), "int", "CpuPercent", "CPU percent (Windows only)"),
+    (("--io-maxbandwidth",), "bytes", "IOMaximumBandwidth",
+     "Maximum IO bandwidth limit for the system drive (Windows only)"),
+    (("--io-maxiops",), "uint", "IOMaximumIOps",
+     "Maximum IOps limit for the system drive (Windows only)"),
 )
+
+
+def dest_of(flag: str) -> str:
+    """The attribute a long flag's value lands in (``--cpu-rt-period`` → ``cpu_rt_period``)."""
+    return flag[2:].replace("-", "_")
+
+
+def add_resource_flags(p: Parser, only: Collection[str] | None = None,
+                       wording: Mapping[str, str] | None = None) -> None:
+    """Declare the resource flags (those whose long name is in ``only``, when given), with
+    ``wording`` replacing the help of some (docker's ``update`` words a few differently)."""
+    for names, kind, _, text in RESOURCE_FLAGS:
+        if only is None or names[-1] in only:
+            p.flag(*names, kind="bytes" if kind == "swap" else kind,
+                   help=(wording or {}).get(names[-1], text))
 
 
 def bad_flag(value: str, flag: str, why: str) -> OptionError:
@@ -128,16 +155,20 @@ def go_duration_ns(text: str) -> int:
 
 
 def parse_resource_flags(args: Namespace) -> dict[str, Any]:
-    """The resource flags given on the command line, as ``HostConfig``/``UpdateConfig``."""
+    """The resource flags given on the command line, as ``HostConfig``/``UpdateConfig`` fields
+    (a zero ``PidsLimit`` left out: it would mean "unlimited" to the daemon)."""
     out: dict[str, Any] = {}
-    for dest, flag, field_name, kind in _RESOURCE_FLAGS:
-        value = getattr(args, dest, None)
+    for names, kind, field_name, _ in RESOURCE_FLAGS:
+        value = getattr(args, dest_of(names[-1]), None)
         if value is None:
             continue
-        if kind in ("bytes", "swap"):
-            if kind == "swap" and value.strip() == "-1":
-                out[field_name] = -1
-                continue
+        flag = ", ".join(names)
+        if kind == "string":
+            if value:
+                out[field_name] = value
+        elif kind == "swap" and value.strip() == "-1":
+            out[field_name] = -1
+        elif kind in ("bytes", "swap"):
             try:
                 out[field_name] = ram_in_bytes(value)
             except ValueError as e:
@@ -146,10 +177,12 @@ def parse_resource_flags(args: Namespace) -> dict[str, Any]:
             out[field_name] = nano_cpus(value)
         elif kind == "uint16":
             out[field_name] = go_int(value, flag, 16, unsigned=True)
-        elif kind == "uint64":
+        elif kind == "uint":
             out[field_name] = go_int(value, flag, 64, unsigned=True)
         else:
             out[field_name] = go_int(value, flag)
+    if not out.get("PidsLimit"):
+        out.pop("PidsLimit", None)
     swappiness = out.get("MemorySwappiness")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise OptionError(f"invalid value: {swappiness}. Valid memory swappiness range is "

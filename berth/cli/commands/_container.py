@@ -8,6 +8,7 @@ import os
 from berth.cli.context import Context, StatusError
 from berth.cli.options import (
     OptionError,
+    add_resource_flags,
     bad_flag,
     capabilities,
     device_limit,
@@ -53,25 +54,9 @@ def configure(p: Parser, *, run: bool) -> None:
                help="Override the key sequence for detaching a container")
         p.flag("--sig-proxy", dest="sig_proxy", action="store_true", default=True,
                help="Proxy received signals to the process (default true)")
+    add_resource_flags(p)
     append_list(p, "--add-host", dest="add_host", help="Add a custom host-to-IP mapping (host:ip)")
     append_list(p, "-a", "--attach", help="Attach to STDIN, STDOUT or STDERR")
-    p.flag("--blkio-weight", dest="blkio_weight", kind="uint16",
-           help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)")
-    p.flag("--cpu-count", dest="cpu_count", kind="int",
-           help="CPU count (Windows only)")
-    p.flag("--cpu-percent", dest="cpu_percent", kind="int",
-           help="CPU percent (Windows only)")
-    p.flag("--cpu-period", dest="cpu_period", kind="int",
-           help="Limit CPU CFS (Completely Fair Scheduler) period")
-    p.flag("--cpu-quota", dest="cpu_quota", kind="int",
-           help="Limit CPU CFS (Completely Fair Scheduler) quota")
-    p.flag("-c", "--cpu-shares", dest="cpu_shares", kind="int",
-           help="CPU shares (relative weight)")
-    p.flag("--cpus", kind="decimal", help="Number of CPUs")
-    p.flag("--cpuset-cpus", dest="cpuset_cpus", kind="string",
-           help="CPUs in which to allow execution (0-3, 0,1)")
-    p.flag("--cpuset-mems", dest="cpuset_mems", kind="string",
-           help="MEMs in which to allow execution (0-3, 0,1)")
     p.flag("--health-cmd", dest="health_cmd", kind="string",
            help="Command to run to check health")
     p.flag("--health-interval", dest="health_interval", kind="duration",
@@ -91,22 +76,11 @@ def configure(p: Parser, *, run: bool) -> None:
     p.flag("--log-driver", dest="log_driver", kind="string",
            help="Logging driver for the container")
     append_list(p, "--log-opt", dest="log_opt", help="Log driver options")
-    p.flag("--memory-reservation", dest="memory_reservation", kind="bytes",
-           help="Memory soft limit")
-    p.flag("--memory-swap", dest="memory_swap", kind="bytes",
-           help="Swap limit equal to memory plus swap: '-1' to enable unlimited swap")
-    p.flag("--memory-swappiness", dest="memory_swappiness", kind="int",
-           help="Tune container memory swappiness (0 to 100) (default -1)")
     append_list(p, "--mount", help="Attach a filesystem mount to the container")
     p.flag("--no-healthcheck", dest="no_healthcheck", action="store_true",
            help="Disable any container-specified HEALTHCHECK")
     p.flag("--oom-kill-disable", dest="oom_kill_disable", action="store_true",
            help="Disable OOM Killer")
-    p.flag("--oom-score-adj", dest="oom_score_adj", kind="int",
-           help="Tune host's OOM preferences (-1000 to 1000)")
-    p.flag("--pids-limit", dest="pids_limit", kind="int",
-           help="Tune container pids limit (set -1 for unlimited)")
-    p.flag("--shm-size", dest="shm_size", kind="bytes", help="Size of /dev/shm")
     append_list(p, "--sysctl", help="Sysctl options")
     append_list(p, "--ulimit", help="Ulimit options")
     append_list(p, "--annotation", help="Add an annotation to the container (passed through to "
@@ -117,10 +91,6 @@ def configure(p: Parser, *, run: bool) -> None:
     p.flag("--cgroup-parent", dest="cgroup_parent", kind="string",
            help="Optional parent cgroup for the container")
     p.flag("--cgroupns", kind="string", help="Cgroup namespace to use (host|private)")
-    p.flag("--cpu-rt-period", dest="cpu_rt_period", kind="int",
-           help="Limit CPU real-time period in microseconds")
-    p.flag("--cpu-rt-runtime", dest="cpu_rt_runtime", kind="int",
-           help="Limit CPU real-time runtime in microseconds")
     append_list(p, "--device", help="Add a host device to the container")
     append_list(p, "--device-cgroup-rule", dest="device_cgroup_rule",
                 help="Add a rule to the cgroup allowed devices list")
@@ -166,12 +136,7 @@ def configure(p: Parser, *, run: bool) -> None:
     p.flag("-i", "--interactive", action="store_true",
            help="Keep STDIN open even if not attached")
     append_list(p, "-l", "--label", help="Set meta data on a container")
-    p.flag("-m", "--memory", kind="bytes", help="Memory limit")
     p.flag("--name", kind="string", help="Assign a name to the container")
-    p.flag("--io-maxbandwidth", dest="io_maxbandwidth", kind="bytes",
-           help="Maximum IO bandwidth limit for the system drive (Windows only)")
-    p.flag("--io-maxiops", dest="io_maxiops", kind="uint",
-           help="Maximum IOps limit for the system drive (Windows only)")
     p.flag("--gpus", kind="gpu-request", help="GPU devices to add to the container ('all' to "
                                               "pass all GPUs)")
     p.flag("--ip", kind="string", help="IPv4 address (e.g., 172.30.100.104)")
@@ -339,12 +304,6 @@ def _build_spec(args: Namespace, detach: bool, environ: Mapping[str, str]) -> Cr
     if tmpfs:
         host_config["Tmpfs"] = tmpfs
     host_config.update(parse_resource_flags(args))
-    if args.cpuset_cpus:
-        host_config["CpusetCpus"] = args.cpuset_cpus
-    if args.cpuset_mems:
-        host_config["CpusetMems"] = args.cpuset_mems
-    if not host_config.get("PidsLimit"):
-        host_config.pop("PidsLimit", None)
     if args.ulimit:
         host_config["Ulimits"] = [parse_ulimit(u) for u in args.ulimit]
     if args.mount:

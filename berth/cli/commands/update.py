@@ -16,66 +16,35 @@ if TYPE_CHECKING:
 USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container update", "update")
 
-# flag dest -> (UpdateConfig field, parser)
-_FIELDS = (
-    ("blkio_weight", "BlkioWeight"), ("cpu_period", "CpuPeriod"), ("cpu_quota", "CpuQuota"),
-    ("cpu_rt_period", "CpuRealtimePeriod"), ("cpu_rt_runtime", "CpuRealtimeRuntime"),
-    ("cpu_shares", "CpuShares"), ("cpus", "NanoCpus"), ("cpuset_cpus", "CpusetCpus"),
-    ("cpuset_mems", "CpusetMems"), ("memory", "Memory"),
-    ("memory_reservation", "MemoryReservation"), ("memory_swap", "MemorySwap"),
-    ("pids_limit", "PidsLimit"), ("restart", "RestartPolicy"),
-)
+# The resource flags ``update`` takes, and the help docker's ``update`` words its own way.
+_FLAGS = ("--blkio-weight", "--cpu-period", "--cpu-quota", "--cpu-rt-period", "--cpu-rt-runtime",
+          "--cpu-shares", "--cpus", "--cpuset-cpus", "--cpuset-mems", "--memory",
+          "--memory-reservation", "--memory-swap", "--pids-limit")
+_WORDING = {
+    "--cpu-rt-period": "Limit the CPU real-time period in microseconds",
+    "--cpu-rt-runtime": "Limit the CPU real-time runtime in microseconds",
+    "--memory-swap": "Swap limit equal to memory plus swap: -1 to enable unlimited swap",
+}
 
 
 def configure(p: Parser) -> None:
-    p.flag("--blkio-weight", dest="blkio_weight", kind="uint16",
-           help="Block IO (relative weight), between 10 and 1000, or 0 to disable (default 0)")
-    p.flag("--cpu-period", dest="cpu_period", kind="int",
-           help="Limit CPU CFS (Completely Fair Scheduler) period")
-    p.flag("--cpu-quota", dest="cpu_quota", kind="int",
-           help="Limit CPU CFS (Completely Fair Scheduler) quota")
-    p.flag("--cpu-rt-period", dest="cpu_rt_period", kind="int",
-           help="Limit the CPU real-time period in microseconds")
-    p.flag("--cpu-rt-runtime", dest="cpu_rt_runtime", kind="int",
-           help="Limit the CPU real-time runtime in microseconds")
-    p.flag("-c", "--cpu-shares", dest="cpu_shares", kind="int",
-           help="CPU shares (relative weight)")
-    p.flag("--cpus", kind="decimal", help="Number of CPUs")
-    p.flag("--cpuset-cpus", dest="cpuset_cpus", kind="string",
-           help="CPUs in which to allow execution (0-3, 0,1)")
-    p.flag("--cpuset-mems", dest="cpuset_mems", kind="string",
-           help="MEMs in which to allow execution (0-3, 0,1)")
-    p.flag("-m", "--memory", kind="bytes", help="Memory limit")
-    p.flag("--memory-reservation", dest="memory_reservation", kind="bytes",
-           help="Memory soft limit")
-    p.flag("--memory-swap", dest="memory_swap", kind="bytes",
-           help="Swap limit equal to memory plus swap: -1 to enable unlimited swap")
-    p.flag("--pids-limit", dest="pids_limit", kind="int",
-           help="Tune container pids limit (set -1 for unlimited)")
+    options.add_resource_flags(p, _FLAGS, _WORDING)
     p.flag("--restart", kind="string", help="Restart policy to apply when a container exits")
     p.positionals(1, None)
 
 
 def build_update(args: Namespace) -> dict[str, Any]:
-    """The ``UpdateConfig`` body: docker's shape, zero meaning "leave as is"."""
-    given = {dest for dest, _ in _FIELDS if getattr(args, dest) is not None}
-    if not given:
+    """The ``UpdateConfig`` body: docker's shape, zero meaning "leave as is" (``PidsLimit``
+    left out instead)."""
+    if all(getattr(args, options.dest_of(flag)) is None for flag in (*_FLAGS, "--restart")):
         raise StatusError(1, "you must provide one or more flags when using this command")
-    values = options.parse_resource_flags(args)
     body: dict[str, Any] = {
-        "BlkioWeight": values.get("BlkioWeight", 0),
-        "CpusetCpus": args.cpuset_cpus or "", "CpusetMems": args.cpuset_mems or "",
-        "CpuShares": values.get("CpuShares", 0), "Memory": values.get("Memory", 0),
-        "MemoryReservation": values.get("MemoryReservation", 0),
-        "MemorySwap": values.get("MemorySwap", 0), "KernelMemory": 0,
-        "CpuPeriod": values.get("CpuPeriod", 0), "CpuQuota": values.get("CpuQuota", 0),
-        "CpuRealtimePeriod": values.get("CpuRealtimePeriod", 0),
-        "CpuRealtimeRuntime": values.get("CpuRealtimeRuntime", 0),
-        "NanoCpus": values.get("NanoCpus", 0),
-        "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
-    }
-    if values.get("PidsLimit"):
-        body["PidsLimit"] = values["PidsLimit"]
+        field_name: "" if kind == "string" else 0
+        for names, kind, field_name, _ in options.RESOURCE_FLAGS
+        if names[-1] in _FLAGS and field_name != "PidsLimit"}
+    body["KernelMemory"] = 0
+    body["RestartPolicy"] = {"Name": "", "MaximumRetryCount": 0}
+    body.update(options.parse_resource_flags(args))
     if args.restart:
         body["RestartPolicy"] = options.restart_policy(args.restart)
     return body
