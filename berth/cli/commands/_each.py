@@ -9,7 +9,8 @@ from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
 
 
 def error_text(error: BerthError) -> str:
@@ -39,3 +40,14 @@ def for_each(ctx: Context, names: Iterable[str], action: Callable[[str], str | N
         ctx.err("\n".join(errors))
         return 1
     return 0
+
+
+def post_each(ctx: Context, names: Iterable[str], action: str,
+              params: Mapping[str, Any] | None = None) -> int:
+    """``POST /containers/{name}/{action}`` for each name, as :func:`for_each` (stop, restart,
+    kill, pause, unpause). No client timeout: the daemon answers once the action is done."""
+
+    def post(name: str) -> None:
+        ctx.client.request("POST", f"/containers/{name}/{action}", params=params).close()
+
+    return for_each(ctx, names, post)

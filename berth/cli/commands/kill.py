@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from berth.cli.commands._each import for_each
+from berth.cli.commands._each import post_each
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 
@@ -20,9 +20,4 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: Namespace) -> int:
-    params = {"signal": args.signal or None}
-
-    def kill(name: str) -> None:
-        ctx.client.request("POST", f"/containers/{name}/kill", params=params).close()
-
-    return for_each(ctx, args.args, kill)
+    return post_each(ctx, args.args, "kill", {"signal": args.signal or None})

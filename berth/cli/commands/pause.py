@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from berth.cli.commands._each import for_each
+from berth.cli.commands._each import post_each
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 
@@ -19,7 +19,4 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: Namespace) -> int:
-    def pause(name: str) -> None:
-        ctx.client.request("POST", f"/containers/{name}/pause").close()
-
-    return for_each(ctx, args.args, pause)
+    return post_each(ctx, args.args, "pause")

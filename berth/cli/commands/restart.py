@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from berth.cli.commands._each import for_each
+from berth.cli.commands._each import post_each
+from berth.cli.commands.stop import configure as configure  # stop's flags, word for word
 from berth.cli.context import Context
-from berth.cli.parser import Parser
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
@@ -14,17 +14,5 @@ USAGE = "[OPTIONS] CONTAINER [CONTAINER...]"
 ALIASES = ("container restart", "restart")
 
 
-def configure(p: Parser) -> None:
-    p.flag("-s", "--signal", kind="string", help="Signal to send to the container")
-    p.flag("-t", "--timeout", "--time", dest="timeout", kind="int", type=int,
-           help="Seconds to wait before killing the container")
-    p.positionals(1, None)
-
-
 def run(ctx: Context, args: Namespace) -> int:
-    params = {"t": args.timeout, "signal": args.signal}
-
-    def restart(name: str) -> None:
-        ctx.client.request("POST", f"/containers/{name}/restart", params=params).close()
-
-    return for_each(ctx, args.args, restart)
+    return post_each(ctx, args.args, "restart", {"t": args.timeout, "signal": args.signal})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from berth.cli.commands._each import for_each
+from berth.cli.commands._each import post_each
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 
@@ -22,10 +22,4 @@ def configure(p: Parser) -> None:
 
 
 def run(ctx: Context, args: Namespace) -> int:
-    params = {"t": args.timeout, "signal": args.signal}
-
-    def stop(name: str) -> None:
-        # No client timeout: the daemon answers once the container has stopped.
-        ctx.client.request("POST", f"/containers/{name}/stop", params=params).close()
-
-    return for_each(ctx, args.args, stop)
+    return post_each(ctx, args.args, "stop", {"t": args.timeout, "signal": args.signal})
