@@ -13,7 +13,7 @@ from berth.cli.context import StatusError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection, Iterator, Mapping
     from typing import Any
 
     from berth.cli.parser import Parser
@@ -379,19 +379,23 @@ def kv_map(values: list[str]) -> dict[str, str]:
     return out
 
 
-def read_label_files(paths: list[str]) -> list[str]:
-    out: list[str] = []
+def _file_entries(paths: list[str]) -> Iterator[str]:
+    """The lines of env and label files, leading blanks trimmed, empty and ``#`` lines left
+    out; an unreadable file is an error worded as Go's, met when its turn comes."""
     for path in paths:
         try:
             with open(path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
         except OSError as e:
             raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-        for line in lines:
-            text = line.lstrip()
-            if text and not text.startswith("#") and "=" in text:
-                out.append(text)  # a bare name has no value to pass: dropped, as docker does
-    return out
+        for text in map(str.lstrip, lines):
+            if text and not text.startswith("#"):
+                yield text
+
+
+def read_label_files(paths: list[str]) -> list[str]:
+    # A bare name has no value to pass: dropped, as docker does.
+    return [text for text in _file_entries(paths) if "=" in text]
 
 
 def is_ip(value: str) -> bool:
@@ -482,25 +486,16 @@ def env_entry(item: str, environ: Mapping[str, str]) -> str:
 
 def read_env_files(paths: list[str], environ: Mapping[str, str]) -> list[str]:
     out: list[str] = []
-    for path in paths:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines = f.read().splitlines()
-        except OSError as e:
-            raise OptionError(f"open {path}: {(e.strerror or str(e)).lower()}") from None
-        for line in lines:
-            text = line.lstrip()
-            if not text or text.startswith("#"):
-                continue
-            if "=" in text:
-                key, _, value = text.partition("=")
-                if not key.strip():
-                    raise OptionError(f"invalid environment variable: {text}")
-                out.append(f"{key.lstrip()}={value}")
-            else:
-                name = text.strip()
-                if name in environ:  # a bare name not set here is dropped, as docker does
-                    out.append(f"{name}={environ[name]}")
+    for text in _file_entries(paths):
+        if "=" in text:
+            key, _, value = text.partition("=")
+            if not key.strip():
+                raise OptionError(f"invalid environment variable: {text}")
+            out.append(f"{key.lstrip()}={value}")
+        else:
+            name = text.strip()
+            if name in environ:  # a bare name not set here is dropped, as docker does
+                out.append(f"{name}={environ[name]}")
     return out
 
 
