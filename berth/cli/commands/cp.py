@@ -148,6 +148,22 @@ def _local_destination(path: str) -> tuple[bool, bool, str]:
     return False, False, path
 
 
+def _stat_or_none(client: Client, container: str, path: str) -> PathStat | None:
+    """The path's stat, or None when the daemon refuses it (docker goes on without one)."""
+    try:
+        return stat_path(client, container, path)
+    except APIError:
+        return None
+
+
+def _link_target(stat: PathStat, path: str) -> str:
+    """Where the symlink at ``path`` points, a relative target taken from the link's folder."""
+    target = stat.link_target
+    if target.startswith("/"):
+        return target
+    return posixpath.join(split_dir_entry(path)[0], target)
+
+
 def copy_from(ctx: Context, args: Namespace, container: str, src_path: str,
               dst_path: str) -> int:
     from berth.cli.commands import _tar
@@ -155,14 +171,9 @@ def copy_from(ctx: Context, args: Namespace, container: str, src_path: str,
     client = ctx.client
     rebase_name = ""
     if args.follow_link:
-        try:
-            stat = stat_path(client, container, src_path)
-        except APIError:
-            stat = None
+        stat = _stat_or_none(client, container, src_path)
         if stat is not None and stat.is_symlink:
-            target = stat.link_target
-            if not target.startswith("/"):
-                target = posixpath.join(split_dir_entry(src_path)[0], target)
+            target = _link_target(stat, src_path)
             if posixpath.basename(target) != posixpath.basename(src_path.rstrip("/")):
                 rebase_name = posixpath.basename(src_path.rstrip("/"))
             src_path = target
@@ -218,20 +229,10 @@ def copy_to(ctx: Context, args: Namespace, src_path: str, container: str,
 
     client = ctx.client
     target_path = dst_path
-    stat: PathStat | None
-    try:
-        stat = stat_path(client, container, dst_path)
-    except APIError:
-        stat = None
+    stat = _stat_or_none(client, container, dst_path)
     if stat is not None and stat.is_symlink:
-        link = stat.link_target
-        if not link.startswith("/"):
-            link = posixpath.join(split_dir_entry(dst_path)[0], link)
-        target_path = link
-        try:
-            stat = stat_path(client, container, link)
-        except APIError:
-            stat = None
+        target_path = _link_target(stat, dst_path)
+        stat = _stat_or_none(client, container, target_path)
     if stat is not None and not stat.is_dir and stat.mode & _MODE_IRREGULAR:
         raise StatusError(1, f'destination "{container}:{dst_path}" must be a directory or a '
                              "regular file")
