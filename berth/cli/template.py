@@ -128,6 +128,15 @@ def _tokenize(source: str) -> list[list[str]]:
     return commands
 
 
+def _open_block(stack: list[tuple[_Block, list[_Node], bool]], into: list[_Node], kind: str,
+                cond: str, *, chained: bool) -> list[_Node]:
+    """Start a block in ``into`` and push it; returns the list its body's nodes go to."""
+    block = _Block(kind, _tokenize(cond))
+    into.append(block)
+    stack.append((block, into, chained))
+    return block.body
+
+
 def _parse(template: str) -> list[_Node]:
     root: list[_Node] = []
     # Open blocks, each with the list it belongs to; "chained" marks an ``else if`` block,
@@ -152,20 +161,14 @@ def _parse(template: str) -> list[_Node]:
         if word.startswith("/*"):
             continue
         if word in ("if", "range", "with"):
-            block = _Block(word, _tokenize(rest))
-            current.append(block)
-            stack.append((block, current, False))
-            current = block.body
+            current = _open_block(stack, current, word, rest, chained=False)
         elif word == "else":
             if not stack:
                 raise TemplateError("unexpected {{else}}")
             current = stack[-1][0].orelse
             if rest.startswith(("if ", "with ")):
                 kind, _, cond = rest.partition(" ")
-                block = _Block(kind, _tokenize(cond))
-                current.append(block)
-                stack.append((block, current, True))
-                current = block.body
+                current = _open_block(stack, current, kind, cond, chained=True)
         elif word == "end":
             if not stack:
                 raise TemplateError("unexpected {{end}}")
