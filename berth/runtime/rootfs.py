@@ -17,6 +17,7 @@ from berth import linux
 from berth.runtime import cgroups
 from berth.runtime.config import InitConfig, Mount
 from berth.util import suppress
+from berth.util.rootpath import Missing, RootWalker
 
 # (path, major, minor): the nodes every container gets in /dev, as runc creates them.
 DEFAULT_DEVICES: tuple[tuple[str, int, int], ...] = (
@@ -45,38 +46,15 @@ def secure_join(root: str, unsafe: str) -> str:
     Components that do not exist yet are joined lexically, so the result is where a path
     would be created. ``..`` and absolute symlink targets never leave ``root``.
     """
-    pending = [p for p in unsafe.split("/") if p]
-    pending.reverse()
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
+    with RootWalker(root, max_links=_MAX_SYMLINKS) as walker:
         try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        except NotADirectoryError:
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise OSError(errno.ELOOP, "too many symlinks resolving path in rootfs", unsafe)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(reversed([p for p in target.split("/") if p]))
-    return os.path.join(root, *resolved)
+            parts = walker.resolve(unsafe, missing=Missing.LEXICAL)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise OSError(errno.ELOOP, "too many symlinks resolving path in rootfs",
+                              unsafe) from None
+            raise
+    return os.path.join(root, *parts)
 
 
 def _mkdir_all(path: str, mode: int = 0o755) -> None:
