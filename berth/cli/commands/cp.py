@@ -148,6 +148,19 @@ def _local_destination(path: str) -> tuple[bool, bool, str]:
     return False, False, path
 
 
+def _landing(dst_path: str, exists: bool, is_dir: bool, src_is_dir: bool,
+             name: str) -> tuple[str, str]:
+    """docker's rule, both ways, for where a copy lands: (the folder it goes into, the name it
+    takes there); ``name`` is the source's when the destination is an existing folder."""
+    if exists and is_dir:
+        return dst_path, name
+    if exists and src_is_dir:
+        raise StatusError(1, "cannot copy directory")
+    if not exists and not src_is_dir and _asserts_dir(dst_path):
+        raise StatusError(1, "no such directory")
+    return split_dir_entry(dst_path)
+
+
 def _stat_or_none(client: Client, container: str, path: str) -> PathStat | None:
     """The path's stat, or None when the daemon refuses it (docker goes on without one)."""
     try:
@@ -187,16 +200,8 @@ def copy_from(ctx: Context, args: Namespace, container: str, src_path: str,
         stat = decode_stat(response.headers.get("x-docker-container-path-stat"))
         src_is_dir = bool(stat and stat.is_dir)
         exists, is_dir, dst_path = _local_destination(dst_path)
-        dst_dir, dst_base = split_dir_entry(dst_path)
         src_base = split_dir_entry(src_path)[1]
-        if exists and is_dir:
-            into, new = dst_path, rebase_name or src_base
-        elif exists and src_is_dir:
-            raise StatusError(1, "cannot copy directory")
-        elif not exists and not src_is_dir and _asserts_dir(dst_path):
-            raise StatusError(1, "no such directory")
-        else:
-            into, new = dst_dir, dst_base
+        into, new = _landing(dst_path, exists, is_dir, src_is_dir, rebase_name or src_base)
         progress = _Progress(ctx, args.quiet)
         _tar.extract(response.fileobj(), into, src_base, new)
         progress.done(response.bytes_read, dst_path)
@@ -254,16 +259,7 @@ def copy_to(ctx: Context, args: Namespace, src_path: str, container: str,
         raise StatusError(1, f"lstat {resolved}: {(e.strerror or str(e)).lower()}") from None
     src_is_dir = os.path.isdir(resolved)
     src_dir, src_base = split_dir_entry(resolved)
-    name = rebase or src_base
-    dst_dir, dst_base = split_dir_entry(target_path)
-    if exists and is_dir:
-        into, arcname = target_path, name
-    elif exists and src_is_dir:
-        raise StatusError(1, "cannot copy directory")
-    elif not exists and not src_is_dir and _asserts_dir(target_path):
-        raise StatusError(1, "no such directory")
-    else:
-        into, arcname = dst_dir, dst_base
+    into, arcname = _landing(target_path, exists, is_dir, src_is_dir, rebase or src_base)
     read_fd, write_fd = os.pipe()
     reader, writer = os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
     failure: list[BaseException] = []
