@@ -67,18 +67,25 @@ def run(ctx: Context, args: Namespace) -> int:
                              + ", ".join(f'"{t}"' for t in _TYPES))
     if kind and kind not in _ENDPOINTS:
         raise StatusError(1, f"Error response from daemon: inspecting {kind}s is not supported")
+    return inspect_each(ctx, kind, args.args, args.format, args.size)
+
+
+def inspect_each(ctx: Context, kind: str | None, names: list[str], fmt: str | None,
+                 size: bool = False) -> int:
+    """Print what the daemon has for each name (of ``kind``, else the first type that has it),
+    then the errors, exiting 1 if there were any (``inspect`` and ``volume inspect``)."""
     found: list[tuple[str, Any]] = []
     errors: list[str] = []
-    for name in args.args:
+    for name in names:
         if kind:
             try:
-                found.append(_get(ctx, kind, name, args.size))
+                found.append(_get(ctx, kind, name, size))
             except APIError as e:
                 errors.append(f"Error response from daemon: {e.message}")
             continue
         for candidate in _ENDPOINTS:
             try:
-                found.append(_get(ctx, candidate, name, args.size))
+                found.append(_get(ctx, candidate, name, size))
                 break
             except APIError as e:
                 if e.status not in (404, 400):
@@ -88,7 +95,7 @@ def run(ctx: Context, args: Namespace) -> int:
                 raise
         else:
             errors.append(f"Error: No such object: {name}")
-    print_found(ctx, found, args.format)
+    print_found(ctx, found, fmt)
     if errors:
         ctx.err("\n".join(errors))
         return 1

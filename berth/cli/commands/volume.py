@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 
 from berth.cli import render
 from berth.cli.commands._each import for_each
 from berth.cli.commands.ps import encode_filters, parse_filters
 from berth.cli.context import Context
+from berth.cli.options import kv_map
 from berth.cli.parser import Parser, append_list
-from berth.http.client import APIError
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
@@ -51,14 +50,6 @@ def configure(p: Parser) -> None:
         p.positionals(1, None)
 
 
-def _map(items: list[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out
-
-
 def run(ctx: Context, args: Namespace) -> int:
     verb = ctx.command
     if verb == "volume create":
@@ -76,8 +67,8 @@ def run(ctx: Context, args: Namespace) -> int:
 
 
 def _create(ctx: Context, args: Namespace) -> int:
-    body: dict[str, Any] = {"Driver": args.driver or "local", "DriverOpts": _map(args.opt),
-                            "Labels": _map(args.label), "Name": args.args[0] if args.args
+    body: dict[str, Any] = {"Driver": args.driver or "local", "DriverOpts": kv_map(args.opt),
+                            "Labels": kv_map(args.label), "Name": args.args[0] if args.args
                             else ""}
     volume = ctx.client.post_json("/volumes/create", json=body) or {}
     ctx.out(str(volume.get("Name") or ""))
@@ -119,19 +110,6 @@ def _list(ctx: Context, args: Namespace) -> int:
 
 
 def _inspect(ctx: Context, args: Namespace) -> int:
-    from berth.cli.commands.inspect import print_found
+    from berth.cli.commands.inspect import inspect_each
 
-    found: list[tuple[str, Any]] = []
-    errors: list[str] = []
-    for name in args.args:
-        try:
-            with ctx.client.request("GET", f"/volumes/{name}") as response:
-                raw = response.read().decode("utf-8", "replace")
-            found.append((raw, json.loads(raw)))
-        except APIError as e:
-            errors.append(f"Error response from daemon: {e.message}")
-    print_found(ctx, found, args.format)
-    if errors:
-        ctx.err("\n".join(errors))
-        return 1
-    return 0
+    return inspect_each(ctx, "volume", args.args, args.format)
