@@ -11,18 +11,17 @@ component is not followed unless the path ends with ``/`` or ``/.``, as Docker d
 from __future__ import annotations
 
 import base64
-import collections
+import errno
 import json
 import os
 import stat
 from typing import Any
 
 from berth import errors
+from berth.util import suppress
+from berth.util.rootpath import Missing, RootWalker
 
 __all__ = ["Resolved", "path_stat_header", "resolve", "stat_of"]
-
-_O_DIR = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_HOPS = 40
 
 # Go's os.FileMode type bits, which the docker CLI decodes from X-Docker-Container-Path-Stat.
 _GO_DIR, _GO_SYMLINK, _GO_DEVICE = 1 << 31, 1 << 27, 1 << 26
@@ -51,74 +50,30 @@ class Resolved:
         return os.path.join(self.root, *self.parent)
 
 
-def _walk(root_fd: int, parts: collections.deque[str], follow_last: bool) -> list[str]:
-    cur: list[str] = []
-    hops = 0
-    while parts:
-        comp = parts.popleft()
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if cur:
-                cur.pop()
-            continue
-        fd = _open_dir(root_fd, cur)
-        try:
-            try:
-                st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                if parts and any(p not in ("", ".") for p in parts):
-                    raise
-                cur.append(comp)
-                return cur
-            last = not any(p not in ("", ".") for p in parts)
-            if stat.S_ISLNK(st.st_mode) and (not last or follow_last):
-                hops += 1
-                if hops > _MAX_HOPS:
-                    raise errors.InvalidArgument("too many levels of symbolic links")
-                target = os.readlink(comp, dir_fd=fd)
-                if target.startswith("/"):
-                    cur = []
-                parts.extendleft(reversed(target.split("/")))
-                continue
-            if not last and not stat.S_ISDIR(st.st_mode):
-                raise errors.InvalidArgument(f"{comp}: not a directory")
-            cur.append(comp)
-        finally:
-            if fd != root_fd:
-                os.close(fd)
-    return cur
-
-
-def _open_dir(root_fd: int, parts: list[str]) -> int:
-    fd = root_fd
-    for comp in parts:
-        nfd = os.open(comp, _O_DIR, dir_fd=fd)
-        if fd != root_fd:
-            os.close(fd)
-        fd = nfd
-    return fd
-
-
 def resolve(root: str, path: str) -> Resolved:
     """Resolve ``path`` (as the container would see it) under ``root``; missing final
     components are allowed (a PUT target's parent must exist; the caller checks)."""
+    with RootWalker(root) as walker:
+        return _resolve(walker, root, path)
+
+
+def _resolve(walker: RootWalker, root: str, path: str) -> Resolved:
     if not path:
         raise errors.InvalidArgument("path is empty")
     follow_last = path.endswith("/") or path.endswith("/.")
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        try:
-            comps = _walk(root_fd, collections.deque(path.split("/")), follow_last)
-        except FileNotFoundError:
-            raise errors.NotFound(f"Could not find the file {path} in container") from None
-        except NotADirectoryError:
-            raise errors.InvalidArgument(f"{path}: not a directory") from None
-    finally:
-        os.close(root_fd)
+        comps = walker.resolve(path, missing=Missing.ALLOW_LAST, follow_last=follow_last)
+    except FileNotFoundError:
+        raise errors.NotFound(f"Could not find the file {path} in container") from None
+    except NotADirectoryError as e:
+        raise errors.InvalidArgument(f"{e.filename}: not a directory") from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise errors.InvalidArgument("too many levels of symbolic links") from None
+        raise
     if not comps:
         return Resolved(root, (), "")
-    return Resolved(root, tuple(comps[:-1]), comps[-1])
+    return Resolved(root, comps[:-1], comps[-1])
 
 
 def stat_of(res: Resolved, shown_name: str) -> dict[str, Any]:
@@ -356,39 +311,23 @@ def lchown_in_root(root: str, path: str, uid: int, gid: int) -> None:
     """chown ``path`` (a container path) itself, never a link's target, reaching it through
     directory fds opened without following links, so a path swapped meanwhile cannot lead
     the chown out of the root."""
-    res = resolve(root, path)
-    if not res.name:
-        return
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fd = _open_dir(root_fd, list(res.parent))
-        try:
-            os.chown(res.name, uid, gid, dir_fd=fd, follow_symlinks=False)
-        finally:
-            if fd != root_fd:
-                os.close(fd)
-    except FileNotFoundError:
-        pass
-    finally:
-        os.close(root_fd)
+    with RootWalker(root) as walker:
+        res = _resolve(walker, root, path)
+        if not res.name:
+            return
+        with suppress(FileNotFoundError):
+            os.chown(res.name, uid, gid, dir_fd=walker.dir_fd(res.parent),
+                     follow_symlinks=False)
 
 
 def open_file_in_root(root: str, path: str) -> int | None:
     """An fd on a regular file of the container (``/etc/passwd``), opened without following a
     final link out of the root; None when it is missing or not a regular file."""
     try:
-        res = resolve(root, path)
-        root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            dir_fd = _open_dir(root_fd, list(res.parent))
-            try:
-                fd = os.open(res.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-                             | os.O_NONBLOCK, dir_fd=dir_fd)
-            finally:
-                if dir_fd != root_fd:
-                    os.close(dir_fd)
-        finally:
-            os.close(root_fd)
+        with RootWalker(root) as walker:
+            res = _resolve(walker, root, path)
+            fd = os.open(res.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                         dir_fd=walker.dir_fd(res.parent))
     except (errors.BerthError, OSError):
         return None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
