@@ -128,13 +128,14 @@ class RootWalker:
             raise ValueError("a directory is wanted: the last component must be followed")
         todo = collections.deque(_components(path.split("/") if isinstance(path, str) else path))
         cur: Physical = ()
+        cur_fd: int | None = self.root_fd  # None: look it up (after ``..``)
         lexical = 0  # how many trailing components of ``cur`` are only written, not real
         links = 0
         while todo:
             comp = todo.popleft()
             if comp == "..":
                 if cur:
-                    cur = cur[:-1]
+                    cur, cur_fd = cur[:-1], None
                     lexical = max(0, lexical - 1)
                 continue
             last = not todo
@@ -144,36 +145,57 @@ class RootWalker:
                 continue
             if last and not follow_last:
                 return (*cur, comp)
-            try:
-                self.dir_fd((*cur, comp))
-            except FileNotFoundError:
+            child = (*cur, comp)
+            fd = self._fds.get(child)
+            if fd is not None:
+                self._fds.move_to_end(child)
+                cur, cur_fd = child, fd
+                continue
+            if cur_fd is None:
+                cur_fd = self.dir_fd(cur)
+            mode, fd = self._look(child, cur_fd, need_fd=directory or not last)
+            if mode is None:
                 if missing is Missing.CREATE:
-                    os.mkdir(comp, 0o755, dir_fd=self.dir_fd(cur))
-                    self.created.append((*cur, comp))
-                    self.dir_fd((*cur, comp))
+                    os.mkdir(comp, 0o755, dir_fd=cur_fd)
+                    self.created.append(child)
+                    fd = self._open(child, cur_fd)
                 elif missing is Missing.LEXICAL or (missing is Missing.ALLOW_LAST and last):
                     lexical = 1
                 else:
-                    raise
-            except NotADirectoryError:
-                parent_fd = self.dir_fd(cur)
-                st = os.stat(comp, dir_fd=parent_fd, follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    links += 1
-                    if links > self.max_links:
-                        raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), comp) from None
-                    target = os.readlink(comp, dir_fd=parent_fd)
-                    if target.startswith("/"):
-                        cur = ()
-                    todo.extendleft(reversed(_components(target.split("/"))))
-                    continue
+                    raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), comp)
+            elif stat.S_ISLNK(mode):
+                links += 1
+                if links > self.max_links:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), comp)
+                target = os.readlink(comp, dir_fd=cur_fd)
+                if target.startswith("/"):
+                    cur, cur_fd = (), self.root_fd
+                todo.extendleft(reversed(_components(target.split("/"))))
+                continue
+            elif not stat.S_ISDIR(mode):
                 if missing is Missing.LEXICAL:
                     lexical = 1
                 elif directory or not last:
-                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR),
-                                             comp) from None
-            cur += (comp,)
+                    raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), comp)
+            cur, cur_fd = child, fd
         return cur
+
+    def _look(self, child: Physical, parent_fd: int,
+              need_fd: bool) -> tuple[int | None, int | None]:
+        """The file type of ``child`` (None when missing) and, when it is a directory and
+        ``need_fd``, its fd (opened and cached). Only what is not a directory is stat'ed."""
+        if need_fd:
+            try:
+                return stat.S_IFDIR, self._open(child, parent_fd)
+            except FileNotFoundError:
+                return None, None
+            except NotADirectoryError:
+                pass  # a link or another kind of file
+        try:
+            st = os.stat(child[-1], dir_fd=parent_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return None, None
+        return stat.S_IFMT(st.st_mode), None
 
 
 def _components(parts: Iterable[str]) -> list[str]:
