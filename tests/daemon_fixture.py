@@ -188,6 +188,18 @@ def _container_ids(root: str) -> set[str]:
     return ids
 
 
+def _ids_mentioned(root: str) -> set[str]:
+    """12-digit id prefixes this root's daemon ever wrote in its log or event history: its
+    containers, even removed ones, and never those of another engine running beside it."""
+    import re
+
+    found: set[str] = set()
+    for name in ("berthd.log", "d/events.jsonl"):
+        with contextlib.suppress(OSError), open(os.path.join(root, name), "rb") as f:
+            found.update(m.decode() for m in re.findall(rb"(?<![0-9a-f])[0-9a-f]{12}", f.read()))
+    return found
+
+
 def _cgroup_dirs(container_ids: set[str] | None = None) -> list[str]:
     """Container cgroups under every hierarchy's ``berth`` parent (only these ids if given)."""
     found = []
@@ -229,9 +241,9 @@ def remove_empty_cgroup_parents() -> None:
 
 def cleanup_root(root: str, cgroups_before: set[str] | None = None) -> list[str]:
     """Kill what still runs from this root, unmount what is mounted under it and remove its
-    containers' cgroups (those of its containers, and any that appeared since
-    ``cgroups_before``); return what had to be cleaned, so a test can assert the engine left
-    nothing."""
+    containers' cgroups (those of its containers, and any of its own that appeared since
+    ``cgroups_before``, removed containers included); return what had to be cleaned, so a
+    test can assert the engine left nothing."""
     leaks = []
     container_ids = _container_ids(root)
     for pid in _processes_mentioning(root):
@@ -243,7 +255,9 @@ def cleanup_root(root: str, cgroups_before: set[str] | None = None) -> list[str]
         subprocess.run(["umount", "-l", point], check=False, capture_output=True)
     stale = set(_cgroup_dirs(container_ids))
     if cgroups_before is not None:
-        stale |= set(_cgroup_dirs()) - cgroups_before
+        mentioned = _ids_mentioned(root)
+        stale |= {path for path in set(_cgroup_dirs()) - cgroups_before
+                  if os.path.basename(path)[:12] in mentioned}
     for path in sorted(stale):
         leaks.append(f"cgroup {path}")
         _remove_cgroup(path)

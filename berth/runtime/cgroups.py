@@ -61,6 +61,25 @@ def _read(path: str) -> str:
     return b"".join(chunks).decode().strip()
 
 
+def join_self(directory: str) -> None:
+    """Move the calling, single-threaded process into the cgroup at ``directory``.
+
+    A v1 ``cgroup.procs`` write (and any write naming another pid) takes the kernel's global
+    threadgroup lock, whose first writer after a quiet spell waits out an RCU grace period:
+    5 to 25 ms here, more than the rest of a container's creation. Writing ``0`` to
+    ``tasks`` moves only the calling thread and skips that lock; with one thread it is the
+    same move. v2 has no ``tasks``: ``cgroup.procs`` there.
+    """
+    try:
+        fd = os.open(os.path.join(directory, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        fd = os.open(os.path.join(directory, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+
+
 def _read_int(path: str, default: int = 0) -> int:
     try:
         text = _read(path)

@@ -160,13 +160,13 @@ def create(container_id: str, bundle_dir: str, state_dir: str, *,
             cg = _cgroups.Cgroup.for_path(cfg.cgroups_path)
             cg.create()
             cfg.cgroup_procs = cg.procs_files()
-            # Moving a task between cgroups can wait for an RCU grace period (milliseconds):
-            # we do it, and write the limits, while init builds its rootfs. Init only ever
-            # execs after our "ready" has been answered by ``start``, so all is in place
-            # before the command runs. A new cgroup namespace must be unshared after the
-            # move: init moves itself then, into a cgroup whose limits are written already.
-            cfg.creator_joins_cgroups = single_stage and (
-                cfg.creates_namespace("user") or not cfg.creates_namespace("cgroup"))
+            # Init moves itself (``cgroups.join_self``: the one move that skips the kernel's
+            # grace-period wait) into cgroups whose limits and device rules are written
+            # already, so nothing it does meets a half-written rule set. Under a new user
+            # namespace it may not write the host's cgroup files: we write the limits while
+            # it starts building its rootfs, then move it (it only execs after our "ready"
+            # has been answered by ``start``).
+            cfg.creator_joins_cgroups = single_stage and cfg.creates_namespace("user")
             if not cfg.creator_joins_cgroups:
                 _apply_limits(cg, cfg.resources)
         if any(m.type in ("cgroup", "cgroup2") for m in cfg.mounts):

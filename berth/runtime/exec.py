@@ -30,10 +30,10 @@ from typing import Any
 
 from berth import linux
 from berth.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
+from berth.runtime import cgroups, sync
 from berth.runtime import config as _config
 from berth.runtime import container as _container
 from berth.runtime import init as _init
-from berth.runtime import sync
 
 EXEC_TIMEOUT = 30.0
 # Namespace files in /proc/PID/ns, in the order they are joined (user handled apart).
@@ -156,24 +156,6 @@ def _e2(cfg: _config.InitConfig, sock: socket.socket) -> None:
     os._exit(125)
 
 
-def _join_cgroup_dir(path: str) -> None:
-    """Move the calling (single-threaded) process into the cgroup at ``path``.
-
-    A v1 ``cgroup.procs`` write takes the kernel's global threadgroup lock, whose first
-    writer waits out an RCU grace period: 5 to 25 ms here, most of an exec's latency.
-    Writing ``0`` to ``tasks`` moves only the calling thread and skips that lock; E1 has
-    one thread, so it is the same move. v2 has no ``tasks``: ``cgroup.procs`` there.
-    """
-    try:
-        fd = os.open(os.path.join(path, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        fd = os.open(os.path.join(path, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        os.write(fd, b"0")
-    finally:
-        os.close(fd)
-
-
 def _e1(state_dir: str, process: dict[str, Any], st: dict[str, Any], sock: socket.socket,
         stdio: Stdio) -> None:
     step = "exec: reading the container's configuration"
@@ -194,7 +176,7 @@ def _e1(state_dir: str, process: dict[str, Any], st: dict[str, Any], sock: socke
         step = "exec: joining cgroups"
         cg = (st.get("cgroup") or {}).get("dirs") or {}
         for d in sorted(set(cg.values())):
-            _join_cgroup_dir(d)
+            cgroups.join_self(d)
         step = "exec: joining namespaces"
         _join(_ns_targets(int(st["pid"])))
         os.umask(cfg.umask)

@@ -33,7 +33,7 @@ import stat
 
 from berth import linux
 from berth.errors import RuntimeFailure
-from berth.runtime import console, hooks, rootfs, seccomp, sync, user
+from berth.runtime import cgroups, console, hooks, rootfs, seccomp, sync, user
 from berth.runtime.config import InitConfig, Mount
 from berth.util import suppress
 from berth.util.jsonlite import dumps
@@ -201,11 +201,12 @@ def _write_file(path: str, text: str) -> None:
 def join_cgroups(cfg: InitConfig) -> None:
     """Enter the container's cgroups (the creator made them), then its cgroup namespace.
 
-    Usually the creator moves us instead, while we build the rootfs (``create``).
+    Under a new user namespace we may not write the host's cgroup files: the creator moves
+    us then (``create``).
     """
     for path in [] if cfg.creator_joins_cgroups else cfg.cgroup_procs:
         try:
-            _write_file(path, "0")
+            cgroups.join_self(os.path.dirname(path))
         except OSError as e:
             raise OSError(e.errno, f"joining cgroup: {e.strerror}", path) from None
     if cfg.cgroup_procs and cfg.creates_namespace("cgroup"):
