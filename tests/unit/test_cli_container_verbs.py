@@ -375,6 +375,35 @@ def test_update_body_as_docker_sends_it(fake_daemon: FakeDaemon) -> None:
     assert r.err.startswith('invalid argument "x" for "--cpus" flag: failed to parse x as a '
                             "rational number\n")
 
+    r = berth(fake_daemon, "update", "--pids-limit", "0", "--cpuset-mems", "", "web")
+    assert r.code == 0
+    body = fake_daemon.last("POST", "/containers/web/update").json()
+    assert "PidsLimit" not in body and body["CpusetMems"] == ""
+    r = berth(fake_daemon, "update", "--shm-size", "1m", "web")  # a run/create flag only
+    assert (r.code, r.err.splitlines()[0]) == (125, "unknown flag: --shm-size")
+
+
+def _help(fake_daemon: FakeDaemon, verb: str) -> dict[str, str]:
+    """A verb's help, flag column -> text."""
+    lines = berth(fake_daemon, verb, "--help").out.split("Options:\n", 1)[1].splitlines()
+    rows = (line.strip().split("   ", 1) for line in lines if line.startswith("  "))
+    return {flag: text.strip() for flag, text in rows}
+
+
+def test_update_takes_run_resource_flags_in_dockers_update_wording(
+        fake_daemon: FakeDaemon) -> None:
+    run, update = _help(fake_daemon, "run"), _help(fake_daemon, "update")
+    shared = set(run) & set(update)
+    assert {"-m, --memory bytes", "-c, --cpu-shares int", "--cpus decimal",
+            "--memory-swap bytes", "--blkio-weight uint16", "--restart string"} <= shared
+    assert "--shm-size bytes" not in update and "--memory-swappiness int" not in update
+    differ = {flag for flag in shared if run[flag] != update[flag]}
+    assert differ == {"--cpu-rt-period int", "--cpu-rt-runtime int", "--memory-swap bytes",
+                      "--restart string"}
+    assert update["--cpu-rt-period int"] == "Limit the CPU real-time period in microseconds"
+    assert run["--memory-swap bytes"] == ("Swap limit equal to memory plus swap: '-1' to enable "
+                                          "unlimited swap")
+
 
 # -- events ----------------------------------------------------------------------------------------
 
