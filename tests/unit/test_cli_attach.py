@@ -7,6 +7,7 @@ what a user at a terminal sees.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -403,13 +404,27 @@ def test_exec_body_as_docker_builds_it(fake_daemon: FakeDaemon, tmp_path: Path) 
         "Detach": True, "Tty": True, "ConsoleSize": [0, 0]}
 
 
+@contextlib.contextmanager
+def _berth_piped(daemon: FakeDaemon, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``berth`` as a child with pipes for its streams, killed and closed at the end."""
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "berth.cli.main", "-H", daemon.host, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env, cwd=REPO)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 def test_run_sig_proxy_forwards_signals(fake_daemon: FakeDaemon) -> None:
     c = TtyContainer(fake_daemon, tty=False)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "berth.cli.main", "-H", fake_daemon.host,
-                             "run", "-i", "busybox", "sh"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO)
-    try:
+    with _berth_piped(fake_daemon, "run", "-i", "busybox", "sh") as proc:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.read(6) == b"ready\n"
         proc.send_signal(signal.SIGUSR1)
@@ -417,32 +432,13 @@ def test_run_sig_proxy_forwards_signals(fake_daemon: FakeDaemon) -> None:
         proc.stdin.write(b"exit 0\r")
         proc.stdin.flush()
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def test_run_sig_proxy_false_forwards_nothing(fake_daemon: FakeDaemon) -> None:
     c = TtyContainer(fake_daemon, tty=False)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.Popen([sys.executable, "-m", "berth.cli.main", "-H", fake_daemon.host,
-                             "run", "--sig-proxy=false", "-i", "busybox", "sh"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=REPO)
-    try:
+    with _berth_piped(fake_daemon, "run", "--sig-proxy=false", "-i", "busybox", "sh") as proc:
         assert proc.stdout is not None and proc.stdin is not None
         assert proc.stdout.read(6) == b"ready\n"
         proc.send_signal(signal.SIGHUP)
         assert proc.wait(timeout=20) != 0  # the default action: berth itself is hung up
         assert c.kills == []
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        for stream in (proc.stdin, proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
