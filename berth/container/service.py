@@ -46,6 +46,7 @@ log = logging.getLogger("berth.container")
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 _MANUAL_STOP = "HasBeenManuallyStopped"  # kept in the record, left out of inspect
+KILL_EXIT_WAIT = 10.0  # how long a SIGKILL answer waits for the exit
 
 
 @functools.lru_cache(maxsize=8192)
@@ -617,16 +618,27 @@ class ContainerService:
         if not record["State"]["Running"]:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {record['Id']} is "
                                   "not running")
+        live = self._live_for(record["Id"])
+        exited: asyncio.Future[dict[str, Any]] | None = None
         if sig == 9:
-            # As dockerd: a SIGKILL from the user is a stop no restart policy undoes.
-            live = self._live_for(record["Id"])
+            # As dockerd: a SIGKILL from the user is a stop no restart policy undoes, and the
+            # answer waits for the exit, so `docker kill C; docker ps` no longer lists C.
             live.stopping = live.manual_stop = True
+            exited = asyncio.get_running_loop().create_future()
+            live.next_exit.append(exited)
         try:
             await ShimClient(self._state_dir(record["Id"])).kill(sig)
             self._emit("kill", record, signal=str(sig))
+            if exited is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(exited), KILL_EXIT_WAIT)
         except ShimGone:
             raise errors.Conflict(f"Cannot kill container: {ref}: Container {record['Id']} is "
                                   "not running") from None
+        finally:
+            if exited is not None:
+                with contextlib.suppress(ValueError):
+                    live.next_exit.remove(exited)
 
     async def stop(self, ref: str, timeout: int | None = None, signal: str | None = None,
                    manual: bool = True) -> bool:

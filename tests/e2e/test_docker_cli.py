@@ -75,6 +75,17 @@ def test_rm_force_running(berthd: Berthd) -> None:
     assert run_ok(berthd, "ps", "-aq") == ""
 
 
+def test_kill_answers_once_the_container_is_gone(berthd: Berthd) -> None:
+    # dockerd's SIGKILL waits for the exit: a script's next command sees it stopped.
+    for _ in range(5):
+        cid = run_ok(berthd, "run", "-d", "busybox", "sleep", "300").strip()
+        run_ok(berthd, "kill", cid)
+        state = json.loads(run_ok(berthd, "inspect", "-f", "{{json .State}}", cid))
+        assert (state["Running"], state["ExitCode"]) == (False, 137)
+        assert cid not in run_ok(berthd, "ps", "-q", "--no-trunc")
+        run_ok(berthd, "rm", cid)
+
+
 def test_load_multilayer_and_run(berthd: Berthd) -> None:
     out = run_ok(berthd, "load", "-i", str(FIXTURES / "multilayer-docker-save.tar"))
     assert "Loaded image: fixture/multilayer:1" in out
