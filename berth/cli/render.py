@@ -118,19 +118,6 @@ def table(header: Sequence[str], rows: Iterable[Sequence[str]], *, minwidth: int
     return "\n".join(lines) + "\n"
 
 
-_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-
-
-def bytes_size(size: float) -> str:
-    """go-units ``BytesSize``: binary units, four significant digits (``1.5MiB``)."""
-    value = float(size)
-    i = 0
-    while value >= 1024 and i < len(_BINARY_UNITS) - 1:
-        value /= 1024
-        i += 1
-    return f"{value:.4g}{_BINARY_UNITS[i]}"
-
-
 def go_json(value: object) -> str:
     """JSON as Go's ``json.Marshal`` writes it: compact, sorted keys, ``<>&`` escaped."""
     import json

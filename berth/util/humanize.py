@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["human_duration", "human_size"]
+__all__ = ["bytes_size", "human_duration", "human_size"]
 
 _SIZE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
 
 
 def human_duration(seconds: float) -> str:
@@ -56,6 +57,17 @@ def human_size(size: float, precision: int = 3) -> str:
         value /= 1000
         i += 1
     return f"{_go_g(value, precision)}{_SIZE_UNITS[i]}"
+
+
+def bytes_size(size: float) -> str:
+    """go-units ``BytesSize``: binary units, four significant digits (``7.668GiB``), as
+    ``docker stats`` and ``docker info`` print memory."""
+    value = float(size)
+    i = 0
+    while value >= 1024 and i < len(_BINARY_UNITS) - 1:
+        value /= 1024
+        i += 1
+    return f"{value:.4g}{_BINARY_UNITS[i]}"
 
 
 def _go_g(value: float, precision: int) -> str:

@@ -195,3 +195,10 @@ def test_indent_json_as_go_does() -> None:
         '        "d": [\n            1,\n            2\n        ],\n'
         '        "\\u00e9": "<&>"\n    }\n]')
     assert indent_json("[]") == "[]"
+
+
+def test_bytes_size_is_go_units_binary() -> None:
+    from berth.util.humanize import bytes_size
+
+    assert [bytes_size(n) for n in (0, 1023, 1024, 1536, 8232669184, 1 << 30)] == [
+        "0B", "1023B", "1KiB", "1.5KiB", "7.667GiB", "1GiB"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from berth.cli.context import Context
 from berth.cli.parser import Parser
 from berth.errors import BerthError
+from berth.util.humanize import bytes_size
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
@@ -19,17 +20,6 @@ ALIASES = ("system info", "info")
 def configure(p: Parser) -> None:
     p.flag("-f", "--format", kind="string", help="Format output using a custom template")
     p.positionals(0, 0)
-
-
-def bytes_size(size: float) -> str:
-    """go-units ``BytesSize``: binary units, 4 significant digits (``7.668GiB``)."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
-    value = float(size)
-    i = 0
-    while value >= 1024 and i < len(units) - 1:
-        value /= 1024
-        i += 1
-    return f"{value:.4g}{units[i]}"
 
 
 def server_lines(info: dict[str, Any]) -> list[str]:

@@ -17,6 +17,7 @@ from berth.cli.context import Context, StatusError
 from berth.cli.parser import Parser
 from berth.errors import BerthError
 from berth.http.client import Client
+from berth.util.humanize import bytes_size
 
 TYPE_CHECKING = False  # typing costs milliseconds of the CLI's start
 if TYPE_CHECKING:
@@ -110,7 +111,7 @@ def entry(name: str, stats: dict[str, Any] | None, trunc: bool) -> dict[str, str
     read, write = block_io(stats)
     row.update(
         CPUPerc=f"{cpu_percent(stats):.2f}%",
-        MemUsage=f"{render.bytes_size(mem)} / {render.bytes_size(limit)}",
+        MemUsage=f"{bytes_size(mem)} / {bytes_size(limit)}",
         MemPerc=f"{(mem / limit * 100.0) if limit else 0.0:.2f}%",
         NetIO=f"{render.human_size(rx)} / {render.human_size(tx)}",
         BlockIO=f"{render.human_size(read)} / {render.human_size(write)}",
