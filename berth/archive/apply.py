@@ -20,7 +20,6 @@ its metadata (Docker's rule). Directory mtimes are set at the end, after their c
 
 from __future__ import annotations
 
-import collections
 import enum
 import errno
 import os
@@ -32,6 +31,7 @@ from typing import BinaryIO
 from berth.archive.compression import Compression, Readable, open_decompressed
 from berth.archive.tar import Entry, Limits, TarReader, TarType
 from berth.errors import InvalidArgument
+from berth.util.rootpath import Missing, RootWalker
 
 __all__ = ["ApplyResult", "WhiteoutMode", "apply_layer", "clean_path"]
 
@@ -42,7 +42,6 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 
 _O_DIR_PATH = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _O_DIR_READ = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_MAX_SYMLINK_HOPS = 40
 _FD_CACHE = 256
 _KNOWN_TYPES = frozenset({TarType.REG, TarType.CONT, TarType.DIR, TarType.SYMLINK, TarType.LINK,
                           TarType.CHAR, TarType.BLOCK, TarType.FIFO})
@@ -79,40 +78,23 @@ def clean_path(name: str) -> tuple[str, ...]:
 
 
 class _Tree:
-    """Directory fds under one root, reached without ever following a symlink out of it."""
+    """Directory fds under one root, reached through a :class:`RootWalker`, with each
+    archive directory's resolution remembered until something is removed."""
 
     def __init__(self, root: str) -> None:
         self.root_fd = os.open(root, _O_DIR_READ)
-        self._fds: collections.OrderedDict[tuple[str, ...], int] = collections.OrderedDict()
+        self.walker = RootWalker(self.root_fd, cache_size=_FD_CACHE)
         self._logical: dict[tuple[str, ...], tuple[str, ...]] = {}
-        self.created_dirs: list[tuple[str, ...]] = []
+        self.created_dirs = self.walker.created  # the same list: the applier reads, clears it
 
     def close(self) -> None:
-        self.invalidate()
+        self.walker.close()
         os.close(self.root_fd)
 
     def invalidate(self) -> None:
         """Forget every cached resolution: called whenever a directory or link goes away."""
-        for fd in self._fds.values():
-            os.close(fd)
-        self._fds.clear()
+        self.walker.forget()
         self._logical.clear()
-
-    def _physical_fd(self, phys: tuple[str, ...]) -> int:
-        """The fd of a symlink-free path, opening and caching it (LRU)."""
-        if not phys:
-            return self.root_fd
-        fd = self._fds.get(phys)
-        if fd is not None:
-            self._fds.move_to_end(phys)
-            return fd
-        parent = self._physical_fd(phys[:-1])
-        fd = os.open(phys[-1], _O_DIR_PATH, dir_fd=parent)
-        self._fds[phys] = fd
-        if len(self._fds) > _FD_CACHE:
-            _, old = self._fds.popitem(last=False)
-            os.close(old)
-        return fd
 
     def dir_fd(self, parts: tuple[str, ...], create: bool) -> int:
         """An fd (owned by the cache: use it before the next call) for the directory at
@@ -120,48 +102,22 @@ class _Tree:
         phys = self._logical.get(parts)
         if phys is not None:
             try:
-                return self._physical_fd(phys)
+                return self.walker.dir_fd(phys)
             except OSError:
                 self.invalidate()
-        phys = self._resolve(parts, create)
+        try:
+            phys = self.walker.resolve(parts, directory=True,
+                                       missing=Missing.CREATE if create else Missing.FAIL)
+        except NotADirectoryError:
+            raise InvalidArgument(
+                f"cannot unpack under {'/'.join(parts)}: not a directory") from None
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise InvalidArgument(
+                    f"{'/'.join(parts)}: too many levels of symbolic links") from None
+            raise
         self._logical[parts] = phys
-        return self._physical_fd(phys)
-
-    def _resolve(self, parts: tuple[str, ...], create: bool) -> tuple[str, ...]:
-        todo = collections.deque(parts)
-        cur: list[str] = []
-        hops = 0
-        while todo:
-            comp = todo.popleft()
-            if comp in ("", "."):
-                continue
-            if comp == "..":
-                if cur:
-                    cur.pop()
-                continue
-            fd = self._physical_fd(tuple(cur))
-            try:
-                st = os.stat(comp, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                if not create:
-                    raise
-                os.mkdir(comp, 0o755, dir_fd=fd)
-                self.created_dirs.append((*cur, comp))
-                cur.append(comp)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                hops += 1
-                if hops > _MAX_SYMLINK_HOPS:
-                    raise InvalidArgument(f"{'/'.join(parts)}: too many levels of symbolic links")
-                target = os.readlink(comp, dir_fd=fd)
-                if target.startswith("/"):
-                    cur = []
-                todo.extendleft(reversed(target.split("/")))
-                continue
-            if not stat.S_ISDIR(st.st_mode):
-                raise InvalidArgument(f"cannot unpack under {'/'.join(parts)}: not a directory")
-            cur.append(comp)
-        return tuple(cur)
+        return self.walker.dir_fd(phys)
 
 
 def _set_xattrs(target: int | str, xattrs: dict[str, bytes], follow: bool = True) -> None:
