@@ -2,12 +2,11 @@
 
 Safety model: every path in the archive is cleaned lexically (an entry that climbs above the
 root with ``..`` is refused, an absolute path is taken relative to the root), and every parent
-directory is then reached by ``openat`` one component at a time with ``O_NOFOLLOW``. A parent
-that is a symlink is resolved by us, inside the root, the way a chroot would (an absolute target
-restarts at the root, ``..`` stops there), so no write ever lands outside ``dest``, whatever
-links the archive or earlier layers planted. Final components are never followed: files are
-created ``O_EXCL|O_NOFOLLOW`` after removing whatever was there, hard links are made with
-``linkat`` without following, and metadata is set on the entry itself.
+directory is then reached inside ``dest`` by ``berth.util.rootpath`` (why that cannot leave the
+root is written there), creating missing ones and refusing a non-directory, so no write ever
+lands outside ``dest``, whatever links the archive or earlier layers planted. Final components
+are never followed: files are created ``O_EXCL|O_NOFOLLOW`` after removing whatever was there,
+hard links are made with ``linkat`` without following, and metadata is set on the entry itself.
 
 Whiteouts (``.wh.NAME``) and opaque markers (``.wh..wh..opq``) are, by ``WhiteoutMode``:
 ``OVERLAY``: written in overlayfs' own format, a 0/0 character device and the

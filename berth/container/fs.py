@@ -1,11 +1,10 @@
 """A container's filesystem seen from the daemon: paths resolved as a chroot would, stats in
 Go's FileMode bits, and tar streams in and out (``docker cp``).
 
-Safety: a path from the client is cleaned lexically, then walked one component at a time
-from a directory fd of the container root with ``O_NOFOLLOW``; a symlink met on the way is
-read and resolved by us inside the root (an absolute target restarts at the root, ``..``
-stops there). So ``../../etc`` and links pointing outside never reach a host file. The final
-component is not followed unless the path ends with ``/`` or ``/.``, as Docker does.
+Safety: a path from the client is resolved inside the container root by
+``berth.util.rootpath`` (why that cannot leave the root is written there), so ``../../etc``
+and links pointing outside never reach a host file. Only the last component may be missing,
+and it is not followed unless the path ends with ``/`` or ``/.``, as Docker does.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Order, as runc does it: make the host's mounts private to us, mount the root filesystem, the
 spec's mounts in order, the default device nodes, then ``pivot_root`` into it; masked and
 read-only paths and the read-only root come after the pivot, when paths are the container's.
-Paths inside the rootfs are resolved with ``secure_join`` so a symlink in an image can never
-point a mount outside of it.
+Paths inside the rootfs are resolved with ``secure_join`` (``berth.util.rootpath``) so a
+symlink in an image can never point a mount outside of it.
 """
 
 from __future__ import annotations

@@ -3,19 +3,20 @@
 Used wherever berth reaches into a tree it does not trust: unpacking a layer, ``docker cp``,
 mount destinations before ``pivot_root``.
 
-Why it is safe: the kernel never follows a link for us. Every directory is opened with
-``openat(parent_fd, name, O_PATH|O_DIRECTORY|O_NOFOLLOW)``, one component at a time, starting
-from a descriptor of the root; that open fails with ``ENOTDIR`` on a symlink or a
-non-directory, and only then do we ``lstat``/``readlink`` the entry, relative to the same
-parent fd. A link is then resolved by us, inside the root: an absolute target restarts at the
-root, ``..`` stops at the root (as in a chroot it is the root's own parent), and after
-``max_links`` links the walk fails with ``ELOOP``. So the physical path returned names only
-real directories below the root (plus, depending on the policy, a final name or a lexical
-tail), whatever ``..``, absolute or relative links the tree holds. Swapping a directory for a
-link while we walk cannot lead us out either: the walk only descends through fds of
-directories it opened without following, and a component replaced after we resolved it
-makes the next ``openat`` fail rather than follow. The fds are ``O_CLOEXEC`` and all closed
-by :meth:`RootWalker.close`, so none of them reaches a container.
+Why it is safe: the kernel never follows a link for us and never walks ``..`` for us. Every
+directory is entered with ``openat(parent_fd, name, O_PATH|O_DIRECTORY|O_NOFOLLOW)``, one
+component at a time from a descriptor of the root; that open fails with ``ENOTDIR`` on a
+symlink or a non-directory, and only then is the entry ``lstat``-ed and ``readlink``-ed,
+relative to the same parent fd (a last component that need not be entered is only
+``lstat``-ed). A link is resolved by us, inside the root: an absolute target restarts at the
+root, ``..`` pops our own list of components and stops at the root (in a chroot the root is
+its own parent), and after ``max_links`` links the walk fails with ``ELOOP``. So the path
+returned names real directories below the root (plus, by policy, a final name or a lexical
+tail), whatever ``..``, absolute or relative links the tree holds. If the tree changes while
+we walk (a running container), a component swapped for a link makes the next ``openat`` fail
+instead of following it, and a directory moved meanwhile cannot take us above the root, as
+``..`` never reaches the kernel. The fds are ``O_CLOEXEC`` and all closed by
+:meth:`RootWalker.close`, so none of them is left for a container to inherit.
 
 What a caller still owns: the returned path is a plan, not a capability. Act on it through
 :meth:`RootWalker.dir_fd` and ``*at`` calls without following the final component, or (as
