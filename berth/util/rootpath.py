@@ -31,7 +31,6 @@ non-directory where a directory must be; ``filename`` is its name) and ``OSError
 
 from __future__ import annotations
 
-import collections
 import enum
 import errno
 import os
@@ -70,7 +69,7 @@ class RootWalker:
         self.root_fd = os.open(root, _O_ROOT) if isinstance(root, str) else root
         self.max_links = max_links
         self._cache_size = max(2, cache_size)
-        self._fds: collections.OrderedDict[Physical, int] = collections.OrderedDict()
+        self._fds: dict[Physical, int] = {}  # in use order, the least recent first
         self.created: list[Physical] = []  # directories made by Missing.CREATE, in order
 
     def __enter__(self) -> RootWalker:
@@ -97,9 +96,9 @@ class RootWalker:
         next call."""
         if not phys:
             return self.root_fd
-        fd = self._fds.get(phys)
+        fd = self._fds.pop(phys, None)
         if fd is not None:
-            self._fds.move_to_end(phys)
+            self._fds[phys] = fd
             return fd
         depth = len(phys) - 1
         while depth and phys[:depth] not in self._fds:
@@ -113,7 +112,7 @@ class RootWalker:
         fd = os.open(phys[-1], _O_DIR_PATH, dir_fd=parent_fd)
         self._fds[phys] = fd
         if len(self._fds) > self._cache_size:
-            os.close(self._fds.popitem(last=False)[1])
+            os.close(self._fds.pop(next(iter(self._fds))))
         return fd
 
     def resolve(self, path: str | Iterable[str], *, missing: Missing = Missing.FAIL,
@@ -127,13 +126,14 @@ class RootWalker:
         """
         if directory and not follow_last:
             raise ValueError("a directory is wanted: the last component must be followed")
-        todo = collections.deque(_components(path.split("/") if isinstance(path, str) else path))
+        todo = _components(path.split("/") if isinstance(path, str) else path)
+        todo.reverse()  # a stack: the next component last
         cur: Physical = ()
         cur_fd: int | None = self.root_fd  # None: look it up (after ``..``)
         lexical = 0  # how many trailing components of ``cur`` are only written, not real
         links = 0
         while todo:
-            comp = todo.popleft()
+            comp = todo.pop()
             if comp == "..":
                 if cur:
                     cur, cur_fd = cur[:-1], None
@@ -147,9 +147,9 @@ class RootWalker:
             if last and not follow_last:
                 return (*cur, comp)
             child = (*cur, comp)
-            fd = self._fds.get(child)
+            fd = self._fds.pop(child, None)
             if fd is not None:
-                self._fds.move_to_end(child)
+                self._fds[child] = fd
                 cur, cur_fd = child, fd
                 continue
             if cur_fd is None:
@@ -171,7 +171,7 @@ class RootWalker:
                 target = os.readlink(comp, dir_fd=cur_fd)
                 if target.startswith("/"):
                     cur, cur_fd = (), self.root_fd
-                todo.extendleft(reversed(_components(target.split("/"))))
+                todo.extend(reversed(_components(target.split("/"))))
                 continue
             elif not stat.S_ISDIR(mode):
                 if missing is Missing.LEXICAL:
