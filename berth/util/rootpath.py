@@ -59,14 +59,16 @@ class RootWalker:
 
     ``root`` is a path (opened here, following it: the root itself is trusted, and
     ``/proc/PID/root`` must be followed) or a directory fd the caller keeps owning.
-    The cache is only right while nothing is removed or replaced below the root by
-    someone else: callers that change the tree call :meth:`forget` after removing a
-    directory or a link; one-shot callers use a walker per resolution.
+    Cached fds stay right while no directory or link below the root is removed or replaced:
+    a caller that does so calls :meth:`forget`; callers facing a tree that changes on its
+    own (a running container) use a walker per resolution.
     """
 
     def __init__(self, root: str | int, *, max_links: int = 40, cache_size: int = 256) -> None:
-        self._own_root = not isinstance(root, int)
-        self.root_fd = os.open(root, _O_ROOT) if isinstance(root, str) else root
+        if isinstance(root, str):
+            self.root_fd, self._own_root = os.open(root, _O_ROOT), True
+        else:
+            self.root_fd, self._own_root = root, False
         self.max_links = max_links
         self._cache_size = max(2, cache_size)
         self._fds: dict[Physical, int] = {}  # in use order, the least recent first
