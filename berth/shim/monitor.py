@@ -518,9 +518,33 @@ class Shim:
         self.conns.pop(fd, None)
         if fd in self.sel.get_map():
             self.sel.unregister(fd)
+        attached_stdin = conn.mode == "attach" and conn.want_stdin
+        if attached_stdin and conn.reading:
+            self.take_queued_input(conn)
         conn.sock.close()
         conn.wbuf.clear()
         self.update_flow(conn)
+        if attached_stdin and conn.stdin_once and not self.tty:
+            # An attach that ends by a broken connection (output sent after the client hung
+            # up) ends like one that read EOF: StdinOnce closes the container's stdin.
+            conn.want_stdin = False
+            self.close_stdin()
+
+    def take_queued_input(self, conn: _Conn) -> None:
+        """What a client sent before it hung up is still queued on its socket when a send to
+        it fails first: the container gets it (``echo; exit`` then close must run the exit)."""
+        taken = 0
+        while self.stdin_fd >= 0 and taken < STDIN_BUFFER_LIMIT:
+            try:
+                data = conn.sock.recv(READ_SIZE, socket.MSG_DONTWAIT)
+            except OSError:  # nothing more queued, or the connection is gone
+                break
+            if not data:
+                break
+            taken += len(data)
+            self.stdin_buf += data
+        if taken:
+            self.flush_stdin()
 
     def send(self, conn: _Conn, data: bytes) -> None:
         if conn.wbuf:

@@ -103,6 +103,28 @@ def test_stdin_once_without_tty_still_ends_input(shims: Shims) -> None:
     assert finish(shim)["exit_code"] == 0
 
 
+def test_stdin_once_ends_input_when_output_meets_a_closed_client(shims: Shims) -> None:
+    """The client half-closes and hangs up while output is on its way: when the shim sends
+    that output before it reads the end of input, the send fails and the client is dropped.
+    That attach has ended all the same, so stdin closes (the container would wait forever)."""
+    script = "(while :; do echo tick; sleep 0.01; done) & cat >/dev/null; kill $!; echo bye"
+    shim, log = shims.spawn(["sh", "-c", script], stdin=True)
+    sock = shim.attach(stdin=True, stdin_once=True)
+    shim.start()
+    read_until(sock, b"tick")
+    shim_pid = shim.state()["shim_pid"]
+    os.kill(shim_pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.1)  # output is waiting in the pipe before the hang-up
+        sock.shutdown(socket.SHUT_WR)
+        sock.close()
+    finally:
+        os.kill(shim_pid, signal.SIGCONT)
+    assert finish(shim)["exit_code"] == 0
+    with open(log) as f:
+        assert '"bye\\n"' in f.read()
+
+
 def test_a_slow_client_gets_every_byte(shims: Shims) -> None:
     """Output comes faster than the client reads: the container waits for it, nothing is
     dropped, and the log has it all."""
