@@ -12,6 +12,7 @@ from berth import errors
 from berth.api import websocket
 from berth.http.frames import FrameDecoder
 from berth.http.server import Hijack, Request, Response, Router, StreamResponse, json_response
+from berth.util.detach import DEFAULT_DETACH_KEYS, EscapeFilter, detach_key_bytes
 
 __all__ = ["register"]
 
@@ -57,25 +58,70 @@ async def _pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, half_close
                 dst.write_eof()
 
 
+async def _pump_stdin(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
+                      escape: EscapeFilter | None) -> bool:
+    """Client input to the container, then its half-close; True when the client typed the
+    detach keys instead (what preceded them is passed on, the keys are not)."""
+    try:
+        while True:
+            data = await src.read(1 << 20)
+            if not data:
+                break
+            detached = False
+            if escape is not None:
+                data, detached = escape.feed(data)
+            if data:
+                dst.write(data)
+                await dst.drain()
+            if detached:
+                return True
+    except (ConnectionError, OSError):
+        return False
+    with contextlib.suppress(OSError, RuntimeError):
+        if dst.can_write_eof():
+            dst.write_eof()
+    return False
+
+
 async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                  shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter,
-                 stdin: bool) -> None:
-    """Join a hijacked client to a shim stream until the output ends or the client leaves.
+                 stdin: bool, escape: EscapeFilter | None = None) -> None:
+    """Join a hijacked client to a shim stream until the output ends, the client leaves or
+    it types the detach keys (``escape``: a TTY attach, as dockerd watches for them).
 
     The client's half-close travels on to the shim (that is how a piped stdin reaches EOF);
     without stdin the client's side is not read, so a client that half-closes early still
     gets all the output.
     """
-    inbound = (asyncio.ensure_future(_pump(client_reader, shim_writer, half_close=True))
+    outbound = asyncio.ensure_future(_pump(shim_reader, client_writer, half_close=False))
+    inbound = (asyncio.ensure_future(_pump_stdin(client_reader, shim_writer, escape))
                if stdin else None)
     try:
-        await _pump(shim_reader, client_writer, half_close=False)
+        pending = {outbound} if inbound is None else {outbound, inbound}
+        while outbound in pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if inbound in done and inbound.exception() is None and inbound.result():
+                break  # detached: the container keeps running, its stdin stays open
     finally:
-        if inbound is not None:
-            inbound.cancel()
+        for task in (outbound, inbound):
+            if task is not None:
+                task.cancel()
         shim_writer.close()
         with contextlib.suppress(Exception):
             await client_writer.drain()
+
+
+def detach_escape(request: Request, tty: bool) -> EscapeFilter | None:
+    """The ``detachKeys`` of an attach (ctrl-p,ctrl-q unless given), watched for only with a
+    TTY, as dockerd does; a bad value is a 400 before anything is hijacked."""
+    text = request.arg("detachKeys")
+    keys = DEFAULT_DETACH_KEYS
+    if text:
+        try:
+            keys = detach_key_bytes(text)
+        except ValueError:
+            raise errors.InvalidArgument(f"Invalid detach keys ({text}) provided") from None
+    return EscapeFilter(keys) if tty else None
 
 
 def register(router: Router, services: Any) -> None:
@@ -149,6 +195,7 @@ def register(router: Router, services: Any) -> None:
                                  request.flag("stderr"))
         want_logs = request.flag("logs")
         want_stream = request.flag("stream")
+        escape = detach_escape(request, tty)
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             if want_logs:
@@ -161,7 +208,7 @@ def register(router: Router, services: Any) -> None:
             streams = await containers.open_attach(cid, stdin, stdout, stderr)
             if streams is None:
                 return
-            await splice(reader, writer, streams[0], streams[1], stdin)
+            await splice(reader, writer, streams[0], streams[1], stdin, escape)
 
         return Hijack(run, content_type=RAW if tty else MULTIPLEXED)
 
@@ -197,7 +244,8 @@ def register(router: Router, services: Any) -> None:
             containers, record, stdin=_docker_bool(request, "stdin"),
             stdout=_docker_bool(request, "stdout"), stderr=_docker_bool(request, "stderr"),
             logs=_docker_bool(request, "logs"), stream=_docker_bool(request, "stream"),
-            binary=request.api_version is None or _version(request.api_version) >= (1, 28))
+            binary=request.api_version is None or _version(request.api_version) >= (1, 28),
+            escape=detach_escape(request, bool(record["Config"].get("Tty"))))
         return Hijack(session.run, headers=[("Sec-WebSocket-Accept", accept)],
                       switch_to="websocket")
 
@@ -263,7 +311,8 @@ class _WebsocketAttach:
     answered, stdin forwarded when asked for, a close echoed), a close frame at the end."""
 
     def __init__(self, containers: Any, record: dict[str, Any], *, stdin: bool, stdout: bool,
-                 stderr: bool, logs: bool, stream: bool, binary: bool) -> None:
+                 stderr: bool, logs: bool, stream: bool, binary: bool,
+                 escape: EscapeFilter | None = None) -> None:
         self.containers = containers
         self.cid = record["Id"]
         self.tty = bool(record["Config"].get("Tty"))
@@ -271,10 +320,12 @@ class _WebsocketAttach:
         self.logs, self.stream = logs, stream
         self.opcode = websocket.BINARY if binary else websocket.TEXT
         self.closed = asyncio.Event()    # the client sent a close frame or went away
+        self.streaming_over = asyncio.Event()  # closed, or the client typed the detach keys
         self.close_sent = False
         self.shim_writer: asyncio.StreamWriter | None = None
         self.stdin_pending: list[bytes] = []
         self.stdin_ended = False
+        self.escape = escape
 
     async def run(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         inbound = asyncio.ensure_future(self._read_client(reader, writer))
@@ -285,7 +336,7 @@ class _WebsocketAttach:
                 decoder = None if self.tty else FrameDecoder()
                 async for chunk in chunks:
                     await self._send_output(writer, decoder, chunk)
-            if self.stream and not self.closed.is_set():
+            if self.stream and not self.streaming_over.is_set():
                 await self._attach(writer)
             self._send_close(writer, websocket.CLOSE_NORMAL)
             with contextlib.suppress(ConnectionError, OSError):
@@ -305,7 +356,7 @@ class _WebsocketAttach:
     async def _attach(self, writer: asyncio.StreamWriter) -> None:
         opening = asyncio.ensure_future(self.containers.open_attach(
             self.cid, self.stdin, self.stdout, self.stderr))
-        closed = asyncio.ensure_future(self.closed.wait())
+        closed = asyncio.ensure_future(self.streaming_over.wait())
         await asyncio.wait({opening, closed}, return_when=asyncio.FIRST_COMPLETED)
         closed.cancel()
         if not opening.done():
@@ -327,7 +378,7 @@ class _WebsocketAttach:
         decoder = None if self.tty else FrameDecoder()
         while True:
             reading = asyncio.ensure_future(shim_reader.read(1 << 16))
-            closed = asyncio.ensure_future(self.closed.wait())
+            closed = asyncio.ensure_future(self.streaming_over.wait())
             await asyncio.wait({reading, closed}, return_when=asyncio.FIRST_COMPLETED)
             closed.cancel()
             if not reading.done():
@@ -387,14 +438,24 @@ class _WebsocketAttach:
                         self._send_close(writer, code)
                         return
                     elif frame.opcode != websocket.PONG and self.stdin and frame.payload:
+                        payload, detached = frame.payload, False
+                        if self.escape is not None:
+                            payload, detached = self.escape.feed(payload)
                         if self.shim_writer is None:
-                            self.stdin_pending.append(frame.payload)
-                        else:
-                            self.shim_writer.write(frame.payload)
+                            self.stdin_pending.append(payload)
+                        elif payload:
+                            self.shim_writer.write(payload)
                             await self.shim_writer.drain()
+                        if detached:
+                            # The attach ends (a TTY's stdin stays open); frames are still
+                            # read, so the client's answer to our close is seen.
+                            self.stdin = False
+                            self._end_stdin()
+                            self.streaming_over.set()
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             self._end_stdin()
             self.closed.set()
+            self.streaming_over.set()

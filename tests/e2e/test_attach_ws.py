@@ -129,3 +129,28 @@ def test_tty_output_and_unmasked_frames_refused(berthd: Berthd) -> None:
     finally:
         ws.close()
     run_ok(berthd, "rm", "-f", cid)
+
+
+def test_detach_keys_end_the_session_not_the_container(berthd: Berthd) -> None:
+    cid = run_ok(berthd, "run", "-d", "-t", "-i", "busybox", "sh").strip()
+    ws = connect(berthd, cid, "stdin=1&stdout=1&stream=1&detachKeys=ctrl-a")
+    try:
+        ws.send_binary(b"echo $((6*7))\n")
+        receive_until(ws, b"42")
+        ws.send_binary(b"\x01")
+        deadline = time.monotonic() + 20
+        while True:  # the server ends the session with a close frame
+            assert time.monotonic() < deadline
+            frame = ws.recv_data_frame(control_frame=True)[1]
+            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+                break
+    finally:
+        ws.close()
+    assert run_ok(berthd, "inspect", "-f", "{{.State.Running}}", cid).strip() == "true"
+    again = connect(berthd, cid, "stdin=1&stdout=1&stream=1")
+    try:
+        again.send_binary(b"echo $((7*8))\n")
+        receive_until(again, b"56")
+    finally:
+        again.close()
+    run_ok(berthd, "rm", "-f", cid)

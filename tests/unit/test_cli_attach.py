@@ -29,8 +29,8 @@ import pytest
 from test_cli_fakedaemon import FakeDaemon, Reply, error_reply, fake_daemon, json_reply
 from test_cli_verbs import CID, berth
 
-from berth.cli.commands._attach import DEFAULT_DETACH_KEYS, EscapeFilter, detach_key_bytes
 from berth.http.frames import STDOUT, encode_frame
+from berth.util.detach import DEFAULT_DETACH_KEYS, EscapeFilter, detach_key_bytes
 
 __all__ = ["fake_daemon"]
 
