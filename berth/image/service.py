@@ -284,10 +284,15 @@ class ImageService:
         chains = chain_ids([layer.diff_id for layer in plan.layers])
         parent: str | None = None
         for layer, chain in zip(plan.layers, chains, strict=True):
-            created.touch(chain)  # before looking: GC now keeps it whatever we find
-            if layer.blob_digest is not None:
-                created.touch(layer.blob_digest)
-            if not self._have_layer(chain):
+            # Touched and looked at under the service lock, which a collection holds from mark
+            # to sweep: one that has already chosen this layer cannot sweep it after we saw it
+            # (a later layer is unpacked on it); a later one sees it touched and keeps it.
+            with self._lock:
+                created.touch(chain)
+                if layer.blob_digest is not None:
+                    created.touch(layer.blob_digest)
+                have = self._have_layer(chain)
+            if not have:
                 size = os.path.getsize(layer.path)
                 self._ingest_layer_blob(layer, created)
                 self._unpack(layer, chain, parent, created)
@@ -1106,8 +1111,10 @@ class ImageService:
                 created.blobs.append(diff_id)  # _undo keeps it if a row references it
                 diff_ids = [*parent.diff_ids, diff_id]
                 chain = chain_ids(diff_ids)[-1]
-                created.touch(chain)
-                if not self._have_layer(chain):
+                with self._lock:  # as in a load: a collection cannot slip in between
+                    created.touch(chain)
+                    have = self._have_layer(chain)
+                if not have:
                     self._snapshot_copy(upper, skip, chain, parent.chain_id, created)
             now = rfc3339_nano()
             cmd = (run_config or {}).get("Cmd") or []
