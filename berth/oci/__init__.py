@@ -7,11 +7,7 @@ descriptor types.
 
 from __future__ import annotations
 
-import sys
-
-TYPE_CHECKING = False  # typing and importlib cost the CLI milliseconds to import
-if TYPE_CHECKING:
-    from typing import Any
+from berth.util import lazy_exports
 
 _EXPORTS = {
     "ANNOTATION_CONTAINERD_NAME": "descriptor",
@@ -33,12 +29,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'berth.oci' has no attribute {name!r}")
-    qualified = f"berth.oci.{module}"
-    __import__(qualified)
-    value = getattr(sys.modules[qualified], name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

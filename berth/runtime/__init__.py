@@ -11,11 +11,7 @@ whole create path in its memory; the launcher loads it by running its warm-up co
 
 from __future__ import annotations
 
-import sys
-
-TYPE_CHECKING = False  # typing costs berth-runtime's start milliseconds
-if TYPE_CHECKING:
-    from typing import Any
+from berth.util import lazy_exports
 
 _EXPORTS = {
     "container_pids": "container",
@@ -35,12 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'berth.runtime' has no attribute {name!r}")
-    qualified = f"berth.runtime.{module}"
-    __import__(qualified)
-    value = getattr(sys.modules[qualified], name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS)

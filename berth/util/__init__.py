@@ -17,6 +17,7 @@ __all__ = [
     "atomic_write",
     "atomic_write_json",
     "fsync_dir",
+    "lazy_exports",
     "new_id",
     "read_json",
     "rfc3339_nano",
@@ -146,3 +147,22 @@ class suppress:  # noqa: N801 - named as the contextlib one it stands in for
 
     def __exit__(self, kind: type[BaseException] | None, _value: object, _tb: object) -> bool:
         return kind is not None and issubclass(kind, self._kinds)
+
+
+def lazy_exports(package: str, exports: dict[str, str]) -> Any:
+    """A PEP 562 ``__getattr__`` for ``package``: each exported name is imported from its
+    submodule (``exports[name]``) on first use and kept, so importing the package costs
+    nothing until a name is needed (the CLI's and the daemon's start paths)."""
+    import sys
+
+    def __getattr__(name: str) -> Any:  # noqa: N807 - the module hook's own name
+        module = exports.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        qualified = f"{package}.{module}"
+        __import__(qualified)
+        value = getattr(sys.modules[qualified], name)
+        setattr(sys.modules[package], name, value)
+        return value
+
+    return __getattr__
