@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
-import select
 import subprocess
 import tarfile
 import time
@@ -17,6 +15,7 @@ import pytest
 
 from tests.daemon_fixture import Berthd
 from tests.e2e.test_berth_cli import BERTH, berth, ok
+from tests.pty_terminal import PtyTerminal
 
 pytestmark = pytest.mark.root
 
@@ -198,48 +197,13 @@ def test_run_flags_reach_the_container(berthd: Berthd) -> None:
     assert info["Config"]["Healthcheck"]["Interval"] == 5_000_000_000
 
 
-class _Pty:
+def _pty(daemon: Berthd, *args: str, rows: int = 24, cols: int = 80) -> PtyTerminal:
     """``berth`` on a pseudo-terminal of its own."""
-
-    def __init__(self, daemon: Berthd, *args: str, rows: int = 24, cols: int = 80) -> None:
-        import fcntl
-        import struct
-        import termios
-
-        self.master, slave = pty.openpty()
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        self.proc = subprocess.Popen([BERTH, *args], env=daemon.env(), stdin=slave,
-                                     stdout=slave, stderr=slave, close_fds=True,
-                                     start_new_session=True)
-        os.close(slave)
-        self.seen = b""
-
-    def read_until(self, marker: bytes, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.2)
-            if ready:
-                try:
-                    self.seen += os.read(self.master, 4096)
-                except OSError:
-                    break
-        assert marker in self.seen, self.seen
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
-
-    def wait(self, timeout: float = 20) -> int:
-        return self.proc.wait(timeout=timeout)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self.master)
+    return PtyTerminal([BERTH, *args], daemon.env(), rows=rows, cols=cols)
 
 
 def test_run_it_through_a_pty_with_detach(berthd: Berthd) -> None:
-    term = _Pty(berthd, "run", "-it", "--name", "tty", "busybox", "sh", rows=31, cols=97)
+    term = _pty(berthd, "run", "-it", "--name", "tty", "busybox", "sh", rows=31, cols=97)
     try:
         term.read_until(b"# ")
         term.write(b"echo tt-$((6*7)); stty size\r")
@@ -252,7 +216,7 @@ def test_run_it_through_a_pty_with_detach(berthd: Berthd) -> None:
         term.close()
     assert json.loads(ok(berthd, "inspect", "tty"))[0]["State"]["Running"] is True
     # attach again: the container's terminal output reaches us; detach with keys of our own
-    term = _Pty(berthd, "attach", "--detach-keys", "ctrl-x", "tty")
+    term = _pty(berthd, "attach", "--detach-keys", "ctrl-x", "tty")
     try:
         deadline = time.monotonic() + 10
         while b"again-6" not in term.seen and time.monotonic() < deadline:
@@ -272,7 +236,7 @@ def test_run_it_through_a_pty_with_detach(berthd: Berthd) -> None:
 
 def test_exec_it_and_start_ai_through_a_pty(berthd: Berthd) -> None:
     _sleeper(berthd, "--name", "box")
-    term = _Pty(berthd, "exec", "-it", "box", "sh", rows=20, cols=70)
+    term = _pty(berthd, "exec", "-it", "box", "sh", rows=20, cols=70)
     try:
         term.read_until(b"# ")
         term.write(b"stty size; tty; exit 3\r")
@@ -282,7 +246,7 @@ def test_exec_it_and_start_ai_through_a_pty(berthd: Berthd) -> None:
     finally:
         term.close()
     ok(berthd, "create", "-it", "--name", "later", "busybox", "sh")
-    term = _Pty(berthd, "start", "-ai", "later")
+    term = _pty(berthd, "start", "-ai", "later")
     try:
         term.read_until(b"# ")
         term.write(b"exit 5\r")

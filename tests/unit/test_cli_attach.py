@@ -8,17 +8,12 @@ what a user at a terminal sees.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import pty
-import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
-import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +26,7 @@ from test_cli_verbs import CID, berth
 
 from berth.http.frames import STDOUT, encode_frame
 from berth.util.detach import DEFAULT_DETACH_KEYS, EscapeFilter, detach_key_bytes
+from tests.pty_terminal import PtyTerminal
 
 __all__ = ["fake_daemon"]
 
@@ -143,54 +139,22 @@ class TtyContainer:
         sock.close()
 
 
-class Terminal:
+class Terminal(PtyTerminal):
     """``berth`` running on a pty: type into it, read what it drew, resize it."""
 
     def __init__(self, daemon: FakeDaemon, *args: str, rows: int = 24, cols: int = 80) -> None:
-        self.master, slave = pty.openpty()
-        self.set_size(rows, cols, signal_it=False)
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "berth.cli.main", "-H", daemon.host, *args],
-            stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-            cwd=str(REPO))
-        os.close(slave)
-        self.seen = b""
-
-    def set_size(self, rows: int, cols: int, *, signal_it: bool = True) -> None:
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        if signal_it:
-            os.kill(self.proc.pid, signal.SIGWINCH)
+        super().__init__([sys.executable, "-m", "berth.cli.main", "-H", daemon.host, *args],
+                         dict(os.environ, PYTHONPATH=str(REPO)), rows=rows, cols=cols,
+                         cwd=str(REPO))
 
     def read_until(self, marker: bytes, timeout: float = 15) -> bytes:
-        deadline = time.monotonic() + timeout
-        while marker not in self.seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([self.master], [], [], 0.1)
-            if ready:
-                try:
-                    self.seen += os.read(self.master, 4096)
-                except OSError:
-                    break
-        assert marker in self.seen, self.seen
-        return self.seen
-
-    def write(self, data: bytes) -> None:
-        os.write(self.master, data)
+        return super().read_until(marker, timeout)
 
     def wait(self, timeout: float = 20) -> int:
         try:
-            return self.proc.wait(timeout=timeout)
+            return super().wait(timeout)
         finally:
             self.close()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        try:
-            os.close(self.master)
-        except OSError:
-            pass
 
 
 def _wait_for(predicate: Any, timeout: float = 10) -> None:
