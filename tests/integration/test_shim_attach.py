@@ -4,12 +4,10 @@ Needs root."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,43 +15,13 @@ import pytest
 from berth.errors import NotFound
 from berth.shim import client
 from tests.integration import test_runtime_support as support
-from tests.integration.test_runtime_support import Harness
+from tests.integration import test_shim_ops as ops
+from tests.integration.test_shim_ops import Shims
 
 harness = support.harness
 subreaper = support.subreaper
+shims = ops.shims
 pytestmark = pytest.mark.root
-
-
-class Shims:
-    def __init__(self, harness: Harness) -> None:
-        self.harness = harness
-        self.exec_root = str(harness.tmp / "exec")
-        self.pid = client.start_launcher(self.exec_root)
-        self.n = 0
-
-    def spawn(self, args: list[str], *, tty: bool = False, stdin: bool = False
-              ) -> tuple[client.ShimClient, str]:
-        self.n += 1
-        bundle = self.harness.bundle(args, terminal=tty)
-        spec = json.loads((bundle / "config.json").read_text())
-        spec["linux"]["cgroupsPath"] = self.harness.cgroup_path(f"a{self.n}")
-        (bundle / "config.json").write_text(json.dumps(spec))
-        state_dir = os.path.join(self.exec_root, f"a{self.n}")
-        log_path = str(self.harness.tmp / f"a{self.n}.log")
-        client.spawn_via_launcher(self.exec_root, {
-            "id": f"a{self.n}", "bundle": str(bundle), "state_dir": state_dir,
-            "log_path": log_path, "stdin": stdin, "tty": tty})
-        return client.ShimClient(state_dir, timeout=20), log_path
-
-
-@pytest.fixture
-def shims(harness: Harness) -> Iterator[Shims]:
-    s = Shims(harness)
-    yield s
-    try:
-        os.kill(s.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
 
 
 def read_until(sock: socket.socket, marker: bytes, timeout: float = 15) -> bytes:

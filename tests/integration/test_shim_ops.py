@@ -32,9 +32,10 @@ class Shims:
         self.n = 0
 
     def spawn(self, args: list[str], *, resources: dict[str, Any] | None = None,
+              tty: bool = False, stdin: bool = False,
               **extra: Any) -> tuple[client.ShimClient, str]:
         self.n += 1
-        b = self.harness.bundle(args)
+        b = self.harness.bundle(args, terminal=tty)
         spec = json.loads((b / "config.json").read_text())
         spec["linux"]["cgroupsPath"] = self.harness.cgroup_path(f"s{self.n}")
         spec["linux"]["resources"].update(resources or {})
@@ -43,7 +44,7 @@ class Shims:
         log_path = str(self.harness.tmp / f"s{self.n}.log")
         client.spawn_via_launcher(self.exec_root, {
             "id": f"s{self.n}", "bundle": str(b), "state_dir": state_dir,
-            "log_path": log_path, "stdin": False, "tty": False, **extra})
+            "log_path": log_path, "stdin": stdin, "tty": tty, **extra})
         return client.ShimClient(state_dir, timeout=20), log_path
 
 
