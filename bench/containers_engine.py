@@ -8,9 +8,11 @@ started for this run with its own roots and stopped at the end):
 - 50 ``sleep`` containers started with ``docker run -d``, sequentially and 10 at a time;
 - ``docker ps`` with those 50 running: median latency;
 - memory with the 50 running: the engine's total PSS (daemon, launcher or containerd, and the
-  per-container monitors; the containers' own processes left out), per container, and the
-  monitors' alone (shims; containerd-shim-runc-v2) per container. How many containers still
-  ran at that moment is printed too: on a shared machine something may have killed some;
+  container monitors; the containers' own processes left out), per container, what each
+  container added to the idle engine's, and the monitors' alone (berth's monitor processes,
+  each serving up to 16 containers; containerd-shim-runc-v2, one per container) per
+  container. How many containers still ran at that moment is printed too: on a shared
+  machine something may have killed some;
 - log throughput: a container writing 100 MB to stdout, attached, then ``docker logs`` of it.
 
 The machines are shared and noisy: compare within one run, never across runs.
@@ -86,21 +88,26 @@ def pids_matching(pred: Callable[[str], bool]) -> list[int]:
 
 
 def berth_engine_pids(exec_root: str, daemon_pid: int) -> list[int]:
-    """The daemon, the launcher, then every shim."""
-    pids = [daemon_pid]
+    """The daemon, the launcher, then every monitor process (each serves up to
+    ``--containers-per-monitor`` containers: counted once)."""
+    return [daemon_pid, *berth_launcher_pid(exec_root), *berth_monitor_pids(exec_root)]
+
+
+def berth_launcher_pid(exec_root: str) -> list[int]:
     with contextlib.suppress(OSError, ValueError), open(os.path.join(exec_root,
                                                                      "launcher.pid")) as f:
-        pids.append(int(f.read().strip()))
+        return [int(f.read().strip())]
+    return []
+
+
+def berth_monitor_pids(exec_root: str, _daemon_pid: int = 0) -> list[int]:
+    pids: set[int] = set()
     containers = os.path.join(exec_root, "containers")
     for cid in os.listdir(containers):
         with contextlib.suppress(OSError, ValueError, KeyError), open(
                 os.path.join(containers, cid, "shim.json")) as f:
-            pids.append(int(json.load(f)["shim_pid"]))
-    return pids
-
-
-def berth_monitor_pids(exec_root: str, daemon_pid: int) -> list[int]:
-    return berth_engine_pids(exec_root, daemon_pid)[2:]
+            pids.add(int(json.load(f)["shim_pid"]))
+    return sorted(pids)
 
 
 def docker_engine_pids(env: dict[str, str]) -> list[int]:
@@ -123,6 +130,8 @@ def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
     except RuntimeError as exc:
         print(f"{name}: exec unavailable: {exc}", file=sys.stderr)
     docker(env, "rm", "-f", cid)
+    time.sleep(0.5)  # monitors of removed containers leave
+    idle = sum(pss_kb(p) for p in engine_pids())
 
     started = time.perf_counter()
     for _ in range(COUNT):
@@ -136,9 +145,13 @@ def measure(name: str, env: dict[str, str], engine_pids: Callable[[], list[int]]
     results["running at the PSS sample"] = running
     results["engine PSS, 50 running (MB)"] = total / 1024
     results["engine PSS per container (MB)"] = total / 1024 / COUNT
+    results["engine PSS idle (MB)"] = idle / 1024
+    results["engine PSS added per container (MB)"] = (total - idle) / 1024 / max(running, 1)
     if monitors:
+        # Per running container: berthd's monitors may each serve several.
+        results["monitor processes"] = len(monitors)
         results["monitor PSS per container (MB)"] = (
-            sum(pss_kb(p) for p in monitors) / 1024 / len(monitors))
+            sum(pss_kb(p) for p in monitors) / 1024 / max(running, 1))
     if running != COUNT:
         print(f"{name}: only {running} of {COUNT} containers ran at the memory sample",
               file=sys.stderr)

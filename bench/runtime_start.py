@@ -263,21 +263,23 @@ def shim_memory(work: Path, count: int) -> dict[str, object]:
             shims.append(shim)
         spawn_s = time.perf_counter() - t0
         time.sleep(0.5)
-        rows = []
-        leftovers = []
+        inits: dict[int, set[int]] = {}  # monitor pid -> its containers' inits
         for shim in shims:
             st = shim.state()
-            rows.append(pss_kib(st["shim_pid"]))
-            # The shim's children: only the container's init may be there.
-            kids = [int(p) for p in open(f"/proc/{st['shim_pid']}/task/{st['shim_pid']}"
-                                         f"/children").read().split()]
-            leftovers += [k for k in kids if k != st["init_pid"]]
+            inits.setdefault(st["shim_pid"], set()).add(st["init_pid"])
+        rows = [pss_kib(pid) for pid in inits]
+        leftovers = []
+        for pid, ours in inits.items():
+            # A monitor's children: only its containers' inits may be there.
+            kids = [int(p) for p in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+            leftovers += [k for k in kids if k not in ours]
         pss = [r[0] for r in rows]
         rss = [r[1] for r in rows]
         return {"containers": count, "spawn+start each (ms)": round(1000 * spawn_s / count, 1),
-                "shim PSS median (KiB)": statistics.median(pss),
-                "shim PSS total (KiB)": sum(pss),
-                "shim RSS median (KiB)": statistics.median(rss),
+                "monitor processes": len(rows),
+                "monitor PSS per container (KiB)": round(sum(pss) / count),
+                "monitor PSS total (KiB)": sum(pss),
+                "monitor RSS median (KiB)": statistics.median(rss),
                 "launcher PSS/RSS (KiB)": pss_kib(launcher),
                 "runtime processes left behind": leftovers}
     finally:

@@ -45,11 +45,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--live-restore", action="store_true",
                         help="keep containers running when the daemon stops")
     parser.add_argument("--group", default=None, help="group that owns the unix socket")
+    parser.add_argument("--containers-per-monitor", type=int, default=None, metavar="N",
+                        help="containers one monitor process serves at most (default 16; "
+                        "1: a monitor process per container); read when the launcher starts")
     parser.add_argument("-v", "--version", action="version", version=f"berthd {__version__}")
     return parser.parse_args(argv)
 
 
-def ensure_launcher(exec_root: str) -> None:
+def ensure_launcher(exec_root: str, containers_per_monitor: int | None = None) -> None:
     """Reuse a running launcher (after a daemon restart) or start one, detached."""
     from berth.errors import Unavailable
     from berth.shim.client import ping_launcher, start_launcher
@@ -57,7 +60,7 @@ def ensure_launcher(exec_root: str) -> None:
     try:
         ping_launcher(exec_root, timeout=2)
     except (Unavailable, OSError, ValueError):
-        start_launcher(exec_root)
+        start_launcher(exec_root, containers_per_monitor=containers_per_monitor)
 
 
 def stop_launcher(exec_root: str) -> None:
@@ -191,7 +194,9 @@ def main(argv: list[str] | None = None) -> None:
         os.makedirs(directory, mode=0o711, exist_ok=True)
     daemon._write_pidfile()
     started = time.monotonic()
-    ensure_launcher(daemon.exec_root)
+    if args.containers_per_monitor is not None and args.containers_per_monitor < 1:
+        sys.exit("berthd: --containers-per-monitor must be at least 1")
+    ensure_launcher(daemon.exec_root, args.containers_per_monitor)
     log.debug("launcher ready in %.1f ms", (time.monotonic() - started) * 1000)
     try:
         asyncio.run(daemon.run())

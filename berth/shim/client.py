@@ -159,7 +159,8 @@ def ping_launcher(exec_root: str, timeout: float = 5.0) -> int:
 
 
 def start_launcher(exec_root: str, python: str = sys.executable, timeout: float = 10.0,
-                   log_path: str | None = None) -> int:
+                   log_path: str | None = None, containers_per_monitor: int | None = None
+                   ) -> int:
     """Start a detached launcher for ``exec_root`` and return its pid once it answers.
 
     The launcher forks into the background (``--detach``) in a new session, so it is not
@@ -167,9 +168,11 @@ def start_launcher(exec_root: str, python: str = sys.executable, timeout: float 
     """
     os.makedirs(exec_root, 0o711, exist_ok=True)
     log = log_path or os.path.join(exec_root, "launcher.log")
+    extra = [] if containers_per_monitor is None else [
+        "--containers-per-monitor", str(containers_per_monitor)]
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [python, "-m", "berth.shim.launcher", "--exec-root", exec_root, "--detach"],
+            [python, "-m", "berth.shim.launcher", "--exec-root", exec_root, "--detach", *extra],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
             close_fds=True)
     code = proc.wait(timeout)

@@ -88,7 +88,10 @@ class JsonFileLog:
         self._partial: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
 
     def _rotate(self) -> None:
+        # Never keep a closed descriptor's number: the monitor serves other containers,
+        # whose files may get it next.
         os.close(self._fd)
+        self._fd = -1
         if self._max_files > 1:
             for n in range(self._max_files - 1, 0, -1):
                 src = self._path if n == 1 else f"{self._path}.{n - 1}"
@@ -99,6 +102,11 @@ class JsonFileLog:
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         self._fd = os.open(self._path, flags, 0o640)
         self._size = 0
+
+    def _rotate_open(self) -> None:
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                           0o640)
+        self._size = os.fstat(self._fd).st_size
 
     def write(self, stream: int, data: bytes) -> None:
         buf = self._partial[stream]
@@ -148,7 +156,9 @@ class JsonFileLog:
             buf.clear()
 
     def _write(self, data: bytes) -> None:
-        if self._max_size and self._size and self._size + len(data) > self._max_size:
+        if self._fd < 0:  # a rotation failed: try the file again
+            self._rotate_open()
+        elif self._max_size and self._size and self._size + len(data) > self._max_size:
             self._rotate()
         self._size += len(data)
         view = memoryview(data)
@@ -157,6 +167,10 @@ class JsonFileLog:
             view = view[n:]
 
     def close(self) -> None:
-        for stream in (1, 2):
-            self.end_stream(stream)
-        os.close(self._fd)
+        try:
+            for stream in (1, 2):
+                self.end_stream(stream)
+        finally:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

@@ -1,14 +1,21 @@
-"""The launcher: a warm, single-threaded fork server for shims.
+"""The launcher: a warm, single-threaded fork server for container monitors.
 
 ``python -m berth.shim.launcher --exec-root DIR`` imports the runtime and the shim up front,
-listens on ``DIR/launcher.sock`` and writes ``DIR/launcher.pid``. For each ``spawn`` request it
-forks a shim, hands it the client's connection (the shim answers on it once the container is
-created) and goes straight back to ``accept``: it never waits on a shim. The daemon starts it
-before it has threads, in a session of its own, so it survives daemon restarts; shims survive
-the launcher. Forking this small process costs about a millisecond; starting an interpreter
-would cost tens.
+listens on ``DIR/launcher.sock`` and writes ``DIR/launcher.pid``. Each ``spawn`` request goes,
+with the client's connection, to a monitor process with room (one that serves fewer than
+``--containers-per-monitor`` containers), forked when none has: the monitor answers on the
+connection once the container is created. The launcher never waits on a monitor. The daemon
+starts it before it has threads, in a session of its own, so it survives daemon restarts;
+monitors survive the launcher. Forking this small process costs about a millisecond;
+starting an interpreter would cost tens.
 
-It reaps its shims on SIGCHLD and exits on SIGTERM, leaving shims running.
+Why several containers per monitor: a forked Python process owns 0.7 MB or more of pages of
+its own however little it does, and a monitor that works for its container 1.5 MB more; one
+process per container would make the monitors most of the engine's memory. Sixteen
+containers share one by default (about 0.2 MB each); ``1`` gives each its own, for those who
+want a monitor's failure to reach only its container.
+
+It reaps its monitors on SIGCHLD and exits on SIGTERM, leaving them running.
 """
 
 from __future__ import annotations
@@ -22,16 +29,21 @@ import selectors
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 from typing import Any
 
 from berth import runtime
-from berth.errors import BerthError, InvalidArgument
+from berth.errors import BerthError, InvalidArgument, Unavailable
+from berth.runtime import sync
 from berth.shim import jsonlog, monitor, protocol
 from berth.util import atomic_write
 
+MONITOR_LOG = "monitor.log"  # the monitors' own diagnostics
 REQUEST_TIMEOUT = 10.0
+CONTAINERS_PER_MONITOR = 16
+SPAWN_ATTEMPTS = 3  # monitors that vanish between our choice and their answer
 _SPAWN_FIELDS = ("id", "bundle", "state_dir")
 
 
@@ -78,12 +90,30 @@ def validate_spawn(req: dict[str, Any]) -> None:
         raise InvalidArgument(f"spawn: log_opts: {e}") from None
 
 
+class _MonitorRef:
+    """A monitor we forked: its control socket, how many containers it said it serves, and
+    the spawns sent to it that it has not yet acknowledged (ours to send elsewhere should
+    it exit first)."""
+
+    __slots__ = ("pid", "control", "count", "unacked")
+
+    def __init__(self, pid: int, control: socket.socket) -> None:
+        self.pid = pid
+        self.control = control
+        self.count = 0
+        self.unacked: dict[int, tuple[bytes, socket.socket]] = {}
+
+
 class Launcher:
-    def __init__(self, exec_root: str, listener: socket.socket) -> None:
+    def __init__(self, exec_root: str, listener: socket.socket,
+                 per_monitor: int = CONTAINERS_PER_MONITOR) -> None:
         self.exec_root = exec_root
         self.listener = listener
+        self.per_monitor = per_monitor
         self.sel = selectors.DefaultSelector()
         self.pending: dict[int, tuple[socket.socket, bytearray]] = {}
+        self.monitors: dict[int, _MonitorRef] = {}  # by control fd
+        self.seq = 0
 
     def serve(self) -> None:
         self.listener.setblocking(False)
@@ -92,8 +122,10 @@ class Launcher:
             for key, _ in self.sel.select():
                 if key.fileobj is self.listener:
                     self.accept()
-                else:
+                elif key.data is None:
                     self.read(key.fd)
+                else:
+                    self.on_monitor(key.data)
 
     def accept(self) -> None:
         while True:
@@ -103,7 +135,7 @@ class Launcher:
                 return
             sock.setblocking(False)
             self.pending[sock.fileno()] = (sock, bytearray())
-            self.sel.register(sock, selectors.EVENT_READ, sock)
+            self.sel.register(sock, selectors.EVENT_READ, None)
 
     def _forget(self, fd: int) -> socket.socket:
         sock, _ = self.pending.pop(fd)
@@ -142,27 +174,96 @@ class Launcher:
                 self._reply(sock, protocol.ok(pid=os.getpid()))
             elif op == "spawn":
                 validate_spawn(req)
-                self.spawn(req, sock)
+                self.spawn(bytes(buf[:nl]), sock)
             else:
                 raise InvalidArgument(f"unknown op {op!r}")
         except (BerthError, ValueError) as e:
             err = e if isinstance(e, BerthError) else InvalidArgument(f"bad request: {e}")
             self._reply(sock, protocol.error_response(err))
 
-    def spawn(self, req: dict[str, Any], sock: socket.socket) -> None:
+    def spawn(self, line: bytes, sock: socket.socket, attempts: int = SPAWN_ATTEMPTS) -> None:
+        """Hand the request (its JSON line) and the client's connection to a monitor."""
+        self.seq += 1
+        msg = b'{"seq":%d,"request":%s}' % (self.seq, line)
+        if len(msg) > monitor.CONTROL_MAX:
+            self._reply(sock, protocol.error_response(
+                InvalidArgument("spawn: request too large")))
+            return
+        for _ in range(attempts):
+            ref = self.monitor_with_room() or self.start_monitor()
+            try:
+                ref.control.sendmsg([msg], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                             struct.pack("i", sock.fileno()))])
+            except OSError as e:  # gone, or too far behind to take more now
+                print(f"launcher: monitor {ref.pid}: {e}", file=sys.stderr)
+                ref.count = self.per_monitor
+                continue
+            ref.unacked[self.seq] = (line, sock)
+            return
+        self._reply(sock, protocol.error_response(
+            Unavailable("no container monitor took the spawn; see launcher.log")))
+
+    def monitor_with_room(self) -> _MonitorRef | None:
+        """The fullest monitor that still has room: containers gather in few processes."""
+        best = None
+        for ref in self.monitors.values():
+            load = ref.count + len(ref.unacked)
+            if load < self.per_monitor and (best is None
+                                            or load > best.count + len(best.unacked)):
+                best = ref
+        return best
+
+    def start_monitor(self) -> _MonitorRef:
+        ours, theirs = sync.socketpair()
+        with contextlib.suppress(OSError):  # a big spawn must not wait for the monitor
+            ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, monitor.CONTROL_MAX * 2)
+        log_path = os.path.join(self.exec_root, MONITOR_LOG)
         pid = os.fork()
         if pid == 0:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                ours.close()
                 for other, _ in list(self.pending.values()):
                     other.close()
+                for ref in self.monitors.values():
+                    ref.control.close()
+                    for _, client in ref.unacked.values():
+                        client.close()
                 self.sel.close()
                 self.listener.close()
-                monitor.run(req, sock)
+                monitor.serve(theirs, log_path)
             finally:
                 os._exit(1)
-        sock.close()
+        theirs.close()
+        ours.setblocking(False)
+        ref = _MonitorRef(pid, ours)
+        self.monitors[ours.fileno()] = ref
+        self.sel.register(ours, selectors.EVENT_READ, ref)
+        return ref
+
+    def on_monitor(self, ref: _MonitorRef) -> None:
+        try:
+            msg = sync.recv(ref.control)
+        except BlockingIOError:
+            return
+        except (OSError, ValueError):
+            msg = None
+        if msg is None:
+            # It exited (it had no container left, or it failed): what it never took goes
+            # to another.
+            self.monitors.pop(ref.control.fileno(), None)
+            self.sel.unregister(ref.control)
+            ref.control.close()
+            for line, sock in ref.unacked.values():
+                self.spawn(line, sock)
+            ref.unacked.clear()
+            return
+        if msg["type"] == "took":
+            taken = ref.unacked.pop(msg.get("seq"), None)
+            if taken is not None:
+                taken[1].close()
+        ref.count = int(msg.get("count") or 0)
 
 
 def warm_up(exec_root: str) -> None:
@@ -212,7 +313,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="fork into the background once listening; the parent exits 0")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="skip the throwaway container run at start")
+    parser.add_argument("--containers-per-monitor", type=int, default=CONTAINERS_PER_MONITOR,
+                        metavar="N", help="containers one monitor process serves at most "
+                        f"(default {CONTAINERS_PER_MONITOR}; 1: a process per container)")
     args = parser.parse_args(argv)
+    if args.containers_per_monitor < 1:
+        parser.error("--containers-per-monitor must be at least 1")
     exec_root = os.path.abspath(args.exec_root)
     os.makedirs(exec_root, 0o711, exist_ok=True)
     sock_path = os.path.join(exec_root, protocol.LAUNCHER_SOCKET)
@@ -235,7 +341,7 @@ def main(argv: list[str] | None = None) -> None:
     # forked shim would otherwise touch (and so copy) every page of the launcher's heap.
     gc.freeze()
     try:
-        Launcher(exec_root, listener).serve()
+        Launcher(exec_root, listener, args.containers_per_monitor).serve()
     except _Stop:
         pass
     finally:

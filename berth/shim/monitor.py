@@ -1,19 +1,24 @@
-"""The shim: one monitor process per container, forked by the launcher.
+"""The shim: a container's monitor, in a monitor process forked by the launcher.
 
-It creates the container through ``berth.runtime`` holding the container's stdio as pipes,
-then runs a single-threaded ``selectors`` loop that: copies output to the json-file log and
-to attached clients, feeds stdin, reaps init (it is a child subreaper) and records the exit
-status atomically in ``exit.json``, and answers requests on ``STATE_DIR/shim.sock`` (the
-messages are in ``protocol``). It lives in a session of its own, so it outlives the daemon
-and the launcher; a restarted daemon simply connects again.
+A ``Monitor`` process serves up to the launcher's ``--containers-per-monitor`` containers (16
+unless told; 1 for a process each), one ``Shim`` for each. A shim creates its container
+through ``berth.runtime`` holding the container's stdio as pipes, then, in the monitor's
+single-threaded ``selectors`` loop: copies output to the json-file log and to attached
+clients, feeds stdin, records the exit status atomically in ``exit.json`` (the monitor is the
+child subreaper of every init and exec it serves), and answers requests on
+``STATE_DIR/shim.sock`` (the messages are in ``protocol``). The monitor lives in a session of
+its own, so it outlives the daemon and the launcher; a restarted daemon simply connects
+again. A shim that fails (a bug, a log that cannot be written) is torn down with its
+container; the monitor and its other containers go on.
 
 Files in the state directory (each replaced by atomic rename):
 
 * ``shim.json`` — ``{"id", "shim_pid", "init_pid", "status", "started_at"}``, rewritten at
-  each status change;
+  each status change (``shim_pid``: the monitor process, which its containers share);
 * ``exit.json`` — ``{"exit_code", "signal", "finished_at", "oom_killed"}``, written once
-  the container has exited and its output is drained;
-* ``shim.log`` — the shim's own diagnostics (its stderr).
+  the container has exited and its output is drained.
+
+The monitors' own diagnostics go to ``EXEC_ROOT/monitor.log``.
 
 No client can block the container for long: sockets are non-blocking; while a client is
 more than ``PAUSE_ABOVE`` bytes behind, the output it is sent is not read (the container
@@ -109,8 +114,35 @@ class _Exec:
         self.waiters: list[_Conn] = []
 
 
+class _OwnedSelector:
+    """The monitor's selector as one shim sees it: each registration is tagged with the
+    shim, so the monitor's loop hands the event to its owner."""
+
+    __slots__ = ("_sel", "_owner")
+
+    def __init__(self, sel: selectors.BaseSelector, owner: Shim) -> None:
+        self._sel = sel
+        self._owner = owner
+
+    def register(self, fd: Any, events: int, data: tuple[str, Any]) -> None:
+        self._sel.register(fd, events, (self._owner, data))
+
+    def modify(self, fd: Any, events: int, data: tuple[str, Any]) -> None:
+        self._sel.modify(fd, events, (self._owner, data))
+
+    def unregister(self, fd: Any) -> None:
+        self._sel.unregister(fd)
+
+    def get_map(self) -> Any:
+        return self._sel.get_map()
+
+
 class Shim:
-    def __init__(self, request: dict[str, Any]) -> None:
+    """One container's monitor: its stdio, log, clients, execs and exit, inside a
+    ``Monitor`` process that may serve other containers too."""
+
+    def __init__(self, request: dict[str, Any], monitor: Monitor) -> None:
+        self.monitor = monitor
         self.id = str(request["id"])
         self.bundle = str(request["bundle"])
         self.state_dir = str(request["state_dir"])
@@ -125,7 +157,7 @@ class Shim:
         self.tty = bool(request.get("tty"))
         self.pty_master = -1
         self.rootfs_mounts = request.get("rootfs_mounts") or None
-        self.sel = selectors.DefaultSelector()
+        self.sel = _OwnedSelector(monitor.sel, self)
         self.conns: dict[int, _Conn] = {}
         self.init_pid = 0
         self.status = "created"
@@ -146,94 +178,65 @@ class Shim:
         self.stdin_close_pending = False
         self.log: JsonFileLog | None = None
         self.listener: socket.socket | None = None
-        self.wake_r = -1
+        self.spawn_conn: socket.socket | None = None  # answered once the container exists
+        self.creator: socket.socket | None = None  # the creator child's end, while it works
+        self.creating_fds: list[int] = []  # our ends of the stdio pipes, until it answers
 
     # ---- setup ----------------------------------------------------------------------
 
-    def setup_signals(self) -> None:
-        for sig in signal.valid_signals():
-            if sig in (signal.SIGKILL, signal.SIGSTOP):
-                continue
-            with contextlib.suppress(OSError, ValueError):
-                if signal.getsignal(sig) != signal.SIG_DFL:
-                    signal.signal(sig, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, ())
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP):
-            signal.signal(sig, signal.SIG_IGN)
-        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self.wake_r = r
-        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-        signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
-
-    def create(self) -> None:
-        """Create the container; on return init is blocked before exec."""
-        if self.tty:
-            self.create_with_tty()
-            return
-        out_r, out_w = os.pipe2(os.O_CLOEXEC)
-        err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        for fd in (out_r, err_r):
-            with contextlib.suppress(OSError):  # past the system's limit: the default
-                fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, OUTPUT_PIPE_SIZE)
-        in_r = in_w = -1
-        if self.use_stdin:
-            in_r, in_w = os.pipe2(os.O_CLOEXEC)
-        try:
-            self.open_log()
-            self.init_pid, _ = self.create_in_child((in_r if in_r >= 0 else None, out_w, err_w))
-        except BaseException:
-            for fd in (out_r, err_r, in_w):
-                if fd >= 0:
-                    os.close(fd)
-            raise
-        finally:
-            for fd in (out_w, err_w, in_r):
-                if fd >= 0:
-                    os.close(fd)
-        for fd, stream in ((out_r, 1), (err_r, 2)):
-            os.set_blocking(fd, False)
-            self.outputs[fd] = stream
-            self.sel.register(fd, selectors.EVENT_READ, ("output", stream))
-        if in_w >= 0:
-            os.set_blocking(in_w, False)
-            self.stdin_fd = in_w
-        self.write_state()
-
-    def create_with_tty(self) -> None:
-        """Init makes a pty in the container's devpts and sends us the master over the
-        creator's socketpair. The spec must set ``process.terminal``."""
-        self.open_log()
-        self.init_pid, master = self.create_in_child(None)
-        if master is None:
-            raise InvalidArgument("tty: the bundle must set process.terminal")
-        os.set_blocking(master, False)
-        self.pty_master = master
-        self.outputs[master] = 1
-        self.sel.register(master, selectors.EVENT_READ, ("output", 1))
-        if self.use_stdin:
-            self.stdin_fd = os.dup(master)  # a second fd: the selector wants one per role
-        self.write_state()
-
-    def create_in_child(self, stdio: Stdio | None) -> tuple[int, int | None]:
-        """``runtime.create`` in a short-lived child: (init's pid, the pty master or None).
+    def create(self, spawn_conn: socket.socket) -> None:
+        """Start creating the container in a short-lived child; ``on_created`` finishes.
 
         Creating parses the bundle, builds the plan, compiles or loads seccomp, forks and
         talks to init: megabytes of heap written that would stay private to this
-        long-lived process. The child takes that with it when it exits. Init ends up ours
+        long-lived process, and tens of milliseconds the monitor's other containers must
+        not wait for. The child takes both with it when it exits. Init ends up ours
         either way: we are a child subreaper, so it is reparented to us when its creator
-        exits. ``stdio`` None: a terminal (the spec's ``process.terminal``).
+        exits. With a tty, init makes a pty in the container's devpts and the creator
+        sends us the master (the spec must set ``process.terminal``).
         """
+        self.spawn_conn = spawn_conn
+        self.open_log()
+        stdio: Stdio | None = None
+        theirs_fds: list[int] = []
+        if not self.tty:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            self.creating_fds += [out_r, err_r]
+            theirs_fds += [out_w, err_w]
+            for fd in (out_r, err_r):
+                with contextlib.suppress(OSError):  # past the system's limit: the default
+                    fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, OUTPUT_PIPE_SIZE)
+            in_r = None
+            if self.use_stdin:
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                self.creating_fds.append(in_w)
+                theirs_fds.append(in_r)
+            stdio = (in_r, out_w, err_w)
         ours, theirs = sync.socketpair()
         try:
-            try:
-                if os.fork() == 0:
-                    ours.close()
-                    _creator_main(self, stdio, theirs)
-            finally:
-                theirs.close()
-            msg = sync.recv(ours)
-        finally:
+            if os.fork() == 0:
+                ours.close()
+                _creator_main(self, stdio, theirs)
+        except BaseException:
             ours.close()
+            raise
+        finally:
+            theirs.close()
+            for fd in theirs_fds:
+                os.close(fd)
+        self.creator = ours
+        self.sel.register(ours, selectors.EVENT_READ, ("creator", None))
+
+    def on_created(self) -> None:
+        """The creator answered: take init, wire its stdio, answer the spawn."""
+        sock, self.creator = self.creator, None
+        assert sock is not None
+        self.sel.unregister(sock)
+        try:
+            msg = sync.recv(sock)
+        finally:
+            sock.close()
         if msg is None:
             raise RuntimeFailure("the container's creator exited without an answer")
         master = msg.get("fd")
@@ -241,7 +244,30 @@ class Shim:
             if master is not None:
                 os.close(master)
             protocol.raise_for_error(msg)
-        return int(msg["init_pid"]), master
+        self.init_pid = int(msg["init_pid"])
+        self.monitor.children[self.init_pid] = self
+        if self.tty:
+            if master is None:
+                raise InvalidArgument("tty: the bundle must set process.terminal")
+            os.set_blocking(master, False)
+            self.pty_master = master
+            self.outputs[master] = 1
+            self.sel.register(master, selectors.EVENT_READ, ("output", 1))
+            if self.use_stdin:
+                self.stdin_fd = os.dup(master)  # a second fd: the selector wants one per role
+        else:
+            fds, self.creating_fds = self.creating_fds, []
+            for fd, stream in ((fds[0], 1), (fds[1], 2)):
+                os.set_blocking(fd, False)
+                self.outputs[fd] = stream
+                self.sel.register(fd, selectors.EVENT_READ, ("output", stream))
+            if self.use_stdin:
+                os.set_blocking(fds[2], False)
+                self.stdin_fd = fds[2]
+        self.write_state()
+        conn, self.spawn_conn = self.spawn_conn, None
+        if conn is not None:
+            _answer(conn, protocol.ok(shim_pid=os.getpid(), init_pid=self.init_pid))
 
     def open_log(self) -> None:
         if not self.log_path or self.log_driver == "none":
@@ -255,7 +281,6 @@ class Shim:
         self.listener = protocol.listen_unix(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
         self.listener.setblocking(False)
         self.sel.register(self.listener, selectors.EVENT_READ, ("listener", None))
-        self.sel.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
 
     def write_state(self) -> None:
         _write_json(os.path.join(self.state_dir, protocol.SHIM_STATE), {
@@ -269,101 +294,88 @@ class Shim:
 
     # ---- the loop -------------------------------------------------------------------
 
-    def run(self) -> None:
-        self.reap()
-        while True:
-            timeout = None
-            now = time.monotonic()
-            if self.exited_at_mono is not None and not self.finalized \
-                    and not self.output_paused:
-                timeout = max(0.0, self.drain_deadline - now)
-            for ex in self.execs.values():
-                if ex.exited_at_mono is not None and not ex.done and not ex.output_paused:
-                    left = max(0.0, ex.drain_deadline - now)
-                    timeout = left if timeout is None else min(timeout, left)
-            paused = self.output_paused or any(ex.output_paused for ex in self.execs.values())
-            if paused:
-                timeout = STALL_TIMEOUT / 4 if timeout is None else min(timeout,
-                                                                         STALL_TIMEOUT / 4)
-            if self.shutdown_deadline is not None:
-                left = max(0.0, self.shutdown_deadline - now)
+    def timeout(self, now: float) -> float | None:
+        """How long the monitor may sleep for this shim's sake (None: until an event)."""
+        timeout = None
+        if self.exited_at_mono is not None and not self.finalized and not self.output_paused:
+            timeout = max(0.0, self.drain_deadline - now)
+        for ex in self.execs.values():
+            if ex.exited_at_mono is not None and not ex.done and not ex.output_paused:
+                left = max(0.0, ex.drain_deadline - now)
                 timeout = left if timeout is None else min(timeout, left)
-            for key, events in self.sel.select(timeout):
-                kind, arg = key.data
-                if kind == "output":
-                    self.on_output(key.fd, arg)
-                elif kind == "wake":
-                    self.on_wake()
-                elif kind == "listener":
-                    self.on_accept()
-                elif kind == "stdin":
-                    self.flush_stdin()
-                elif kind == "exec_out":
-                    self.on_exec_output(key.fd, *arg)
-                elif kind == "exec_in":
-                    self.flush_exec_stdin(arg)
-                elif kind == "conn":
-                    conn = self.conns.get(key.fd)
-                    if conn is None:
-                        continue
-                    if events & selectors.EVENT_READ:
-                        self.on_conn_read(conn)
-                    if events & selectors.EVENT_WRITE and key.fd in self.conns:
-                        self.on_conn_write(conn)
-            if paused:
-                self.drop_stalled()
-            for ex in list(self.execs.values()):
-                if (ex.exited_at_mono is not None and not ex.done
-                        and (not ex.outputs or (not ex.output_paused
-                                                and time.monotonic() >= ex.drain_deadline))):
-                    self.finish_exec(ex)
-            if (self.exited_at_mono is not None and not self.finalized
-                    and (not self.outputs or (not self.output_paused
-                                              and time.monotonic() >= self.drain_deadline))):
-                self.finalize()
-            if self.shutdown_requested and self.finalized:
-                if self.shutdown_deadline is None:
-                    self.shutdown_deadline = time.monotonic() + SHUTDOWN_FLUSH_TIMEOUT
-                busy = any(c.wbuf for c in self.conns.values())
-                if not busy or time.monotonic() >= self.shutdown_deadline:
-                    return
+        if self.output_paused or any(ex.output_paused for ex in self.execs.values()):
+            timeout = STALL_TIMEOUT / 4 if timeout is None else min(timeout, STALL_TIMEOUT / 4)
+        if self.shutdown_deadline is not None:
+            left = max(0.0, self.shutdown_deadline - now)
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
 
-    def on_wake(self) -> None:
-        with contextlib.suppress(BlockingIOError):
-            while os.read(self.wake_r, 4096):
-                pass
-        self.reap()
+    def on_event(self, fd: int, events: int, kind: str, arg: Any) -> None:
+        if kind == "output":
+            self.on_output(fd, arg)
+        elif kind == "listener":
+            self.on_accept()
+        elif kind == "stdin":
+            self.flush_stdin()
+        elif kind == "exec_out":
+            self.on_exec_output(fd, *arg)
+        elif kind == "exec_in":
+            self.flush_exec_stdin(arg)
+        elif kind == "creator":
+            self.on_created()
+        elif kind == "conn":
+            conn = self.conns.get(fd)
+            if conn is None:
+                return
+            if events & selectors.EVENT_READ:
+                self.on_conn_read(conn)
+            if events & selectors.EVENT_WRITE and fd in self.conns:
+                self.on_conn_write(conn)
 
-    def reap(self) -> None:
-        while True:
+    def tick(self) -> bool:
+        """After a round of events: finish what is due. True once this shim is done."""
+        if self.output_paused or any(ex.output_paused for ex in self.execs.values()):
+            self.drop_stalled()
+        for ex in list(self.execs.values()):
+            if (ex.exited_at_mono is not None and not ex.done
+                    and (not ex.outputs or (not ex.output_paused
+                                            and time.monotonic() >= ex.drain_deadline))):
+                self.finish_exec(ex)
+        if (self.exited_at_mono is not None and not self.finalized
+                and (not self.outputs or (not self.output_paused
+                                          and time.monotonic() >= self.drain_deadline))):
+            self.finalize()
+        if self.shutdown_requested and self.finalized:
+            if self.shutdown_deadline is None:
+                self.shutdown_deadline = time.monotonic() + SHUTDOWN_FLUSH_TIMEOUT
+            busy = any(c.wbuf for c in self.conns.values())
+            if not busy or time.monotonic() >= self.shutdown_deadline:
+                return True
+        return False
+
+    def on_child_exit(self, pid: int, status: int) -> None:
+        ex = self.exec_pids.pop(pid, None)
+        if ex is not None:
+            code = os.waitstatus_to_exitcode(status)
+            ex.exit_code = 128 - code if code < 0 else code
+            ex.exited_at_mono = time.monotonic()
+            ex.drain_deadline = ex.exited_at_mono + DRAIN_TIMEOUT
+            return
+        if pid == self.init_pid and self.exited_at_mono is None:
+            code = os.waitstatus_to_exitcode(status)
+            if code < 0:
+                self.signal = -code
+                self.exit_code = 128 - code
+            else:
+                self.exit_code = code
+            self.finished_at = rfc3339_nano()
+            self.exited_at_mono = time.monotonic()
+            self.drain_deadline = self.exited_at_mono + DRAIN_TIMEOUT
+            self.status = "stopped"
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            ex = self.exec_pids.pop(pid, None)
-            if ex is not None:
-                code = os.waitstatus_to_exitcode(status)
-                ex.exit_code = 128 - code if code < 0 else code
-                ex.exited_at_mono = time.monotonic()
-                ex.drain_deadline = ex.exited_at_mono + DRAIN_TIMEOUT
-                continue
-            if pid == self.init_pid and self.exited_at_mono is None:
-                code = os.waitstatus_to_exitcode(status)
-                if code < 0:
-                    self.signal = -code
-                    self.exit_code = 128 - code
-                else:
-                    self.exit_code = code
-                self.finished_at = rfc3339_nano()
-                self.exited_at_mono = time.monotonic()
-                self.drain_deadline = self.exited_at_mono + DRAIN_TIMEOUT
-                self.status = "stopped"
-                try:
-                    self.oom_killed = runtime.oom_killed(self.state_dir)
-                except (BerthError, OSError) as e:
-                    print(f"shim: reading OOM events: {e}", file=sys.stderr)
+                self.oom_killed = runtime.oom_killed(self.state_dir)
+            except (BerthError, OSError) as e:
+                print(f"shim {self.id}: reading OOM events: {e}", file=sys.stderr)
 
     def finalize(self) -> None:
         """Init has exited and output is drained (or the drain timed out): publish."""
@@ -375,7 +387,7 @@ class Shim:
         try:
             runtime.delete(self.state_dir, force=True)
         except BerthError as e:
-            print(f"shim: deleting the stopped container: {e}", file=sys.stderr)
+            print(f"shim {self.id}: deleting the stopped container: {e}", file=sys.stderr)
         _write_json(os.path.join(self.state_dir, protocol.EXIT_FILE), self.exit_info())
         self.write_state()
         self.finalized = True
@@ -561,7 +573,8 @@ class Shim:
                 conn.progress_at = time.monotonic()  # caught up until now
                 conn.wbuf += data[n:]
         if len(conn.wbuf) > CLIENT_BUFFER_LIMIT:
-            print(f"shim: dropping a client {len(conn.wbuf)} bytes behind", file=sys.stderr)
+            print(f"shim {self.id}: dropping a client {len(conn.wbuf)} bytes behind",
+                  file=sys.stderr)
             self.drop(conn)
             return
         if conn.wbuf:
@@ -615,7 +628,7 @@ class Shim:
         now = time.monotonic()
         for conn in list(self.conns.values()):
             if len(conn.wbuf) > RESUME_BELOW and now - conn.progress_at > STALL_TIMEOUT:
-                print(f"shim: dropping a client stuck {len(conn.wbuf)} bytes behind",
+                print(f"shim {self.id}: dropping a client stuck {len(conn.wbuf)} bytes behind",
                       file=sys.stderr)
                 self.drop(conn)
 
@@ -786,7 +799,7 @@ class Shim:
         self.status = "running"
         self.started_at = rfc3339_nano()
         self.write_state()
-        self.reap()  # it may already be gone (e.g. `true`)
+        self.monitor.reap()  # it may already be gone (e.g. `true`)
 
     def op_resize(self, req: dict[str, Any]) -> None:
         if self.pty_master < 0:
@@ -877,13 +890,14 @@ class Shim:
             os.close(fd)
         self.execs[exec_id] = ex
         self.exec_pids[ex.pid] = ex
+        self.monitor.children[ex.pid] = self
         for fd, stream in ex.outputs.items():
             os.set_blocking(fd, False)
             self.sel.register(fd, selectors.EVENT_READ, ("exec_out", (ex, stream)))
         if ex.stdin_fd >= 0:
             os.set_blocking(ex.stdin_fd, False)
         self.send(conn, protocol.encode(protocol.ok(pid=ex.pid)))
-        self.reap()
+        self.monitor.reap()
         if detach or conn.sock.fileno() not in self.conns:
             conn.mode = "closing"
             conn.reading = False
@@ -1020,12 +1034,44 @@ class Shim:
 
     # ---- exit -----------------------------------------------------------------------
 
-    def cleanup(self) -> None:
-        with contextlib.suppress(OSError):
-            os.unlink(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
-        if self.log is not None:
-            self.log.close()
-            self.log = None
+    def cleanup(self, error: BaseException | None = None) -> None:
+        """Let go of everything this shim holds in the monitor process and remove the
+        container: after shutdown, or when its creation or the shim itself failed (then
+        a spawn still waiting gets ``error``). Each step must happen even when the one before
+        fails: the container is not left behind."""
+        log, self.log = self.log, None  # a failing log must not stop the rest
+        conn, self.spawn_conn = self.spawn_conn, None
+        if conn is not None:
+            _answer(conn, protocol.error_response(
+                error or RuntimeFailure("the container's monitor failed")))
+        if self.creator is not None:
+            self.sel.unregister(self.creator)
+            self.creator.close()
+            self.creator = None
+        for fd in self.creating_fds:
+            os.close(fd)
+        self.creating_fds = []
+        for c in list(self.conns.values()):
+            c.wbuf.clear()
+            self.drop(c)
+        for ex in list(self.execs.values()):
+            for fd in list(ex.outputs):
+                self.close_exec_output(ex, fd)
+            self.close_exec_stdin(ex)
+        for fd in list(self.outputs):
+            self.close_output(fd)
+        self.close_stdin_now()
+        if self.listener is not None:
+            self.sel.unregister(self.listener)
+            self.listener.close()
+            self.listener = None
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(self.state_dir, protocol.SHIM_SOCKET))
+        if log is not None:
+            try:
+                log.close()
+            except OSError as e:
+                print(f"shim {self.id}: closing the log: {e}", file=sys.stderr)
         with contextlib.suppress(BerthError, OSError):
             runtime.delete(self.state_dir, force=True)
 
@@ -1034,9 +1080,19 @@ _CREATED = "created"
 
 
 def _creator_main(shim: Shim, stdio: Stdio | None, sock: socket.socket) -> NoReturn:
-    """The creator child: create, report init's pid (and the pty master), exit."""
+    """The creator child: create, report init's pid (and the pty master), exit.
+
+    It first closes every descriptor of the monitor's other containers: init waits for
+    ``start`` holding what it inherited, and a client socket or stdin pipe of another
+    container held there would not see its end of file until then.
+    """
     code = 0
     try:
+        # The monitor's wake-up pipe goes too: a signal must not write into whatever file
+        # gets its number next.
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        _close_all_but({0, 1, 2, sock.fileno(), *(fd for fd in stdio or () if fd is not None)})
         got: list[int] = []
         init_pid = runtime.create(
             shim.id, shim.bundle, shim.state_dir, stdio=stdio or (None, None, None),
@@ -1058,47 +1114,217 @@ def _creator_main(shim: Shim, stdio: Stdio | None, sock: socket.socket) -> NoRet
         os._exit(code)
 
 
-def run(request: dict[str, Any], conn: socket.socket) -> NoReturn:
-    """The shim's life, in the process the launcher forked: never returns.
+class Monitor:
+    """The monitor process: one selector loop for the shims of up to the launcher's
+    ``--containers-per-monitor`` containers.
 
-    ``conn`` is the client's spawn connection; it gets the spawn response.
+    It is the child subreaper of their inits and execs (``children`` says whose each pid
+    is), takes spawns from the launcher over ``control`` (a SEQPACKET socketpair: the
+    request, with the client's connection as SCM_RIGHTS; it answers ``took`` with how
+    many containers it now serves, and ``count`` when one leaves) and exits once it serves
+    none. A shim that fails is torn down alone; its neighbours go on.
     """
+
+    def __init__(self, control: socket.socket) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.control: socket.socket | None = control
+        self.shims: dict[str, Shim] = {}  # by state directory
+        self.children: dict[int, Shim] = {}
+        self.wake_r = -1
+
+    def setup(self) -> None:
+        for sig in signal.valid_signals():
+            if sig in (signal.SIGKILL, signal.SIGSTOP):
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                if signal.getsignal(sig) != signal.SIG_DFL:
+                    signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, ())
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wake_r = r
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        signal.signal(signal.SIGCHLD, lambda _sig, _frame: None)
+        self.sel.register(r, selectors.EVENT_READ, (None, ("wake", None)))
+        assert self.control is not None
+        self.control.setblocking(False)
+        self.sel.register(self.control, selectors.EVENT_READ, (None, ("control", None)))
+
+    def serve(self) -> None:
+        self.reap()
+        while self.shims or self.control is not None:
+            now = time.monotonic()
+            timeout = None
+            for shim in self.shims.values():
+                left = shim.timeout(now)
+                if left is not None:
+                    timeout = left if timeout is None else min(timeout, left)
+            for key, events in self.sel.select(timeout):
+                if self.sel.get_map().get(key.fd) is not key:
+                    continue  # closed by a handler before it (its number may be reused)
+                owner, (kind, arg) = key.data
+                if owner is None:
+                    if kind == "wake":
+                        self.on_wake()
+                    else:
+                        try:
+                            self.on_control()
+                        except Exception:  # noqa: BLE001 - a bad spawn must not end the rest
+                            traceback.print_exc()
+                elif owner.state_dir in self.shims:
+                    self.guarded(owner, owner.on_event, key.fd, events, kind, arg)
+            for shim in list(self.shims.values()):
+                if self.guarded(shim, shim.tick):
+                    self.remove(shim)
+                    shim.cleanup()
+            if not self.shims and self.control is not None and not self.pending_control():
+                return
+
+    def guarded(self, shim: Shim, fn: Any, *args: Any) -> Any:
+        """Run one shim's handler; a failure tears that shim down, not the monitor."""
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - one container's failure stays its own
+            if not isinstance(e, BerthError):
+                traceback.print_exc()
+            print(f"shim {shim.id}: failed: {e}", file=sys.stderr)
+            self.remove(shim)
+            try:
+                shim.cleanup(e)
+            except Exception:  # noqa: BLE001 - as above
+                traceback.print_exc()
+            return None
+
+    def remove(self, shim: Shim) -> None:
+        if self.shims.pop(shim.state_dir, None) is None:
+            return
+        for pid in [p for p, owner in self.children.items() if owner is shim]:
+            del self.children[pid]
+        if self.control is not None:
+            with contextlib.suppress(OSError):
+                sync.send(self.control, "count", count=len(self.shims))
+
+    def pending_control(self) -> bool:
+        """Whether the launcher sent something not yet read (a spawn racing our exit)."""
+        assert self.control is not None
+        try:
+            return bool(self.control.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+        except BlockingIOError:
+            return False
+        except OSError:
+            return False
+
+    def on_wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self.wake_r, 4096):
+                pass
+        self.reap()
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            shim = self.children.pop(pid, None)
+            if shim is not None and shim.state_dir in self.shims:
+                self.guarded(shim, shim.on_child_exit, pid, status)
+
+    def on_control(self) -> None:
+        assert self.control is not None
+        try:
+            raw, fds = sync.recv_with_fds(self.control, CONTROL_MAX)
+        except BlockingIOError:
+            return
+        except OSError:
+            raw, fds = b"", []
+        if not raw:
+            # The launcher is gone: serve what we have, take nothing new.
+            for fd in fds:
+                os.close(fd)
+            self.sel.unregister(self.control)
+            self.control.close()
+            self.control = None
+            return
+        conn = socket.socket(fileno=fds[0]) if fds else None
+        for fd in fds[1:]:
+            os.close(fd)
+        try:
+            msg = json.loads(raw)
+            request = msg["request"]
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"monitor: bad control message: {e}", file=sys.stderr)
+            if conn is not None:
+                conn.close()
+            return
+        with contextlib.suppress(OSError):
+            sync.send(self.control, "took", seq=msg.get("seq"), count=len(self.shims) + 1)
+        if conn is not None:
+            self.spawn(request, conn)
+
+    def spawn(self, request: dict[str, Any], conn: socket.socket) -> None:
+        shim = None
+        try:
+            shim = Shim(request, self)
+            os.makedirs(shim.state_dir, 0o711, exist_ok=True)
+            _claim_state_dir(shim.state_dir)
+            self.shims[shim.state_dir] = shim
+            shim.listen()
+            shim.create(conn)
+        except BaseException as e:  # noqa: BLE001 - the client hears why
+            if not isinstance(e, BerthError):
+                traceback.print_exc()
+            if shim is not None and self.shims.get(shim.state_dir) is shim:
+                self.remove(shim)
+                shim.cleanup(e)
+            else:
+                _answer(conn, protocol.error_response(e))
+
+
+CONTROL_MAX = 1 << 20  # a spawn request with its rootfs mounts fits easily
+
+
+def serve(control: socket.socket, log_path: str) -> NoReturn:
+    """A monitor's life, in the process the launcher forked: never returns."""
     code = 0
-    shim: Shim | None = None
     try:
         os.setsid()
         linux.set_child_subreaper()
-        state_dir = str(request["state_dir"])
-        os.makedirs(state_dir, 0o711, exist_ok=True)
-        _redirect_stdio(os.path.join(state_dir, "shim.log"))
-        _claim_state_dir(state_dir)
-        shim = Shim(request)
-        shim.setup_signals()
-        shim.listen()
-        try:
-            shim.create()
-        except BaseException:
-            shim.cleanup()
-            raise
-        conn.setblocking(True)
-        with contextlib.suppress(OSError):
-            conn.sendall(protocol.encode(protocol.ok(shim_pid=os.getpid(),
-                                                     init_pid=shim.init_pid)))
-        conn.close()
-        shim.run()
-        shim.cleanup()
-    except BaseException as e:  # noqa: BLE001 - report, then exit
+        _redirect_stdio(log_path)
+        monitor = Monitor(control)
+        monitor.setup()
+        monitor.serve()
+    except BaseException:  # noqa: BLE001 - report, then exit
         code = 1
-        if not isinstance(e, BerthError):
-            traceback.print_exc()
-        with contextlib.suppress(OSError):
-            conn.setblocking(True)
-            conn.sendall(protocol.encode(protocol.error_response(e)))
-            conn.close()
+        traceback.print_exc()
     finally:
         with contextlib.suppress(Exception):
             sys.stderr.flush()
         os._exit(code)
+
+
+def _answer(conn: socket.socket, resp: dict[str, Any]) -> None:
+    """Answer a spawn on the client's connection, and let it go."""
+    with contextlib.suppress(OSError):
+        conn.setblocking(True)
+        conn.settimeout(SPAWN_ANSWER_TIMEOUT)
+        conn.sendall(protocol.encode(resp))
+    conn.close()
+
+
+SPAWN_ANSWER_TIMEOUT = 5.0
+
+
+def _close_all_but(keep: set[int]) -> None:
+    low = 0
+    for fd in sorted(keep):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
 
 
 def _write_json(path: str, obj: dict[str, Any]) -> None:

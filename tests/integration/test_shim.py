@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from berth.errors import Conflict, RuntimeFailure
+from berth.errors import Conflict, RuntimeFailure, Unavailable
 from berth.shim import client, protocol
 from tests.integration import test_runtime_support as support
 from tests.integration.test_runtime_support import Harness
@@ -26,33 +27,47 @@ pytestmark = pytest.mark.root
 
 
 class Launcher:
-    def __init__(self, harness: Harness) -> None:
+    def __init__(self, harness: Harness, containers_per_monitor: int | None = None) -> None:
         self.harness = harness
         self.exec_root = str(harness.tmp / "exec")
-        self.pid = client.start_launcher(self.exec_root)
+        self.pid = client.start_launcher(self.exec_root,
+                                         containers_per_monitor=containers_per_monitor)
         self.n = 0
 
     def spawn(self, args: list[str], *, stdin: bool = False, log: bool = True,
-              bundle: Path | None = None, **process: Any
+              bundle: Path | None = None, log_path: str | None = None,
+              log_opts: dict[str, str] | None = None, **process: Any
               ) -> tuple[client.ShimClient, dict[str, Any], str, str]:
         self.n += 1
         bundle = bundle or self.harness.bundle(args, **process)
         state_dir = os.path.join(self.exec_root, f"c{self.n}")
-        log_path = str(self.harness.tmp / f"c{self.n}-json.log")
+        log_path = log_path or str(self.harness.tmp / f"c{self.n}-json.log")
         resp = client.spawn_via_launcher(self.exec_root, {
             "id": f"c{self.n}", "bundle": str(bundle), "state_dir": state_dir,
-            "log_path": log_path if log else None, "stdin": stdin, "tty": False})
+            "log_path": log_path if log else None, "log_opts": log_opts or {},
+            "stdin": stdin, "tty": False})
         return client.ShimClient(state_dir, timeout=20), resp, state_dir, log_path
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 @pytest.fixture
 def launcher(harness: Harness) -> Iterator[Launcher]:
     lau = Launcher(harness)
     yield lau
-    try:
-        os.kill(lau.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+    lau.stop()
+
+
+def wait_gone(pid: int, timeout: float = 5) -> None:
+    deadline = time.monotonic() + timeout
+    while os.path.exists(f"/proc/{pid}/stat"):
+        support.reap_children()
+        assert time.monotonic() < deadline, f"process {pid} still there"
+        time.sleep(0.01)
 
 
 def log_entries(path: str) -> list[dict[str, str]]:
@@ -322,3 +337,70 @@ def test_launcher_exits_cleanly_on_sigterm(launcher: Launcher) -> None:
     shim.start()
     shim.kill(signal.SIGKILL)
     assert shim.wait()["exit_code"] == 137
+
+
+def test_a_monitor_serves_up_to_its_limit_each_container_apart(harness: Harness) -> None:
+    lau = Launcher(harness, containers_per_monitor=2)
+    try:
+        spawned = [lau.spawn(["sh", "-c", f"read x; echo {i}:$x; exit {i}"], stdin=True)
+                   for i in range(3)]
+        monitors = [resp["shim_pid"] for _, resp, _, _ in spawned]
+        assert monitors[0] == monitors[1] != monitors[2]
+        for shim, _, _, _ in spawned:
+            shim.start()
+        for i, (shim, _, _, log) in enumerate(spawned):
+            sock = shim.attach(stdin=True, stdin_once=True)
+            sock.sendall(f"hello {i}\n".encode())
+            sock.shutdown(socket.SHUT_WR)
+            assert client.read_frames(sock) == [(1, f"{i}:hello {i}\n".encode())]
+            sock.close()
+            assert shim.wait()["exit_code"] == i
+            assert [e["log"] for e in log_entries(log)] == [f"{i}:hello {i}\n"]
+        # A monitor leaves once it serves no container.
+        spawned[0][0].shutdown()
+        time.sleep(0.2)
+        assert os.path.exists(f"/proc/{monitors[0]}/stat")
+        spawned[1][0].shutdown()
+        spawned[2][0].shutdown()
+        wait_gone(monitors[0])
+        wait_gone(monitors[2])
+    finally:
+        lau.stop()
+
+
+def test_a_failing_container_leaves_its_monitor_neighbours_alone(harness: Harness) -> None:
+    lau = Launcher(harness, containers_per_monitor=4)
+    try:
+        doomed_dir = harness.tmp / "doomed"
+        doomed_dir.mkdir()
+        doomed, d_resp, _, _ = lau.spawn(
+            ["sh", "-c", "read x; yes 0123456789 | head -n 5000; sleep 100"], stdin=True,
+            log_path=str(doomed_dir / "json.log"), log_opts={"max-size": "1k", "max-file": "2"})
+        neighbour, n_resp, _, log = lau.spawn(["sh", "-c", "read x; echo still $x"],
+                                              stdin=True)
+        assert d_resp["shim_pid"] == n_resp["shim_pid"]
+        doomed.start()
+        neighbour.start()
+        # Its log directory vanishes: the first rotation fails, and takes only that
+        # container's monitor down (with the container).
+        shutil.rmtree(doomed_dir)
+        sock = doomed.attach(stdin=True, stdin_once=True)
+        sock.sendall(b"go\n")
+        sock.shutdown(socket.SHUT_WR)
+        client.read_frames(sock)
+        sock.close()
+        wait_gone(d_resp["init_pid"])
+        with pytest.raises(Unavailable):
+            doomed.state()
+        assert neighbour.state()["status"] == "running"
+        sock = neighbour.attach(stdin=True, stdin_once=True)
+        sock.sendall(b"here\n")
+        sock.shutdown(socket.SHUT_WR)
+        assert client.read_frames(sock) == [(1, b"still here\n")]
+        sock.close()
+        assert neighbour.wait()["exit_code"] == 0
+        assert [e["log"] for e in log_entries(log)] == ["still here\n"]
+        neighbour.shutdown()
+        wait_gone(n_resp["shim_pid"])
+    finally:
+        lau.stop()
