@@ -1040,10 +1040,6 @@ class Shim:
         a spawn still waiting gets ``error``). Each step must happen even when the one before
         fails: the container is not left behind."""
         log, self.log = self.log, None  # a failing log must not stop the rest
-        conn, self.spawn_conn = self.spawn_conn, None
-        if conn is not None:
-            _answer(conn, protocol.error_response(
-                error or RuntimeFailure("the container's monitor failed")))
         if self.creator is not None:
             self.sel.unregister(self.creator)
             self.creator.close()
@@ -1074,6 +1070,11 @@ class Shim:
                 print(f"shim {self.id}: closing the log: {e}", file=sys.stderr)
         with contextlib.suppress(BerthError, OSError):
             runtime.delete(self.state_dir, force=True)
+        # Last: the client may look at the state directory as soon as it hears.
+        conn, self.spawn_conn = self.spawn_conn, None
+        if conn is not None:
+            _answer(conn, protocol.error_response(
+                error or RuntimeFailure("the container's monitor failed")))
 
 
 _CREATED = "created"
