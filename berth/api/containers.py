@@ -85,9 +85,10 @@ async def _pump_stdin(src: asyncio.StreamReader, dst: asyncio.StreamWriter,
 
 async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter,
                  shim_reader: asyncio.StreamReader, shim_writer: asyncio.StreamWriter,
-                 stdin: bool, escape: EscapeFilter | None = None) -> None:
+                 stdin: bool, escape: EscapeFilter | None = None) -> bool:
     """Join a hijacked client to a shim stream until the output ends, the client leaves or
-    it types the detach keys (``escape``: a TTY attach, as dockerd watches for them).
+    it types the detach keys (``escape``: a TTY attach or exec, as dockerd watches for
+    them); True in that last case.
 
     The client's half-close travels on to the shim (that is how a piped stdin reaches EOF);
     without stdin the client's side is not read, so a client that half-closes early still
@@ -96,12 +97,14 @@ async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
     outbound = asyncio.ensure_future(_pump(shim_reader, client_writer, half_close=False))
     inbound = (asyncio.ensure_future(_pump_stdin(client_reader, shim_writer, escape))
                if stdin else None)
+    detached = False
     try:
         pending = {outbound} if inbound is None else {outbound, inbound}
         while outbound in pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if inbound in done and inbound.exception() is None and inbound.result():
-                break  # detached: the container keeps running, its stdin stays open
+                detached = True  # the process keeps running, its stdin stays open
+                break
     finally:
         for task in (outbound, inbound):
             if task is not None:
@@ -109,6 +112,7 @@ async def splice(client_reader: asyncio.StreamReader, client_writer: asyncio.Str
         shim_writer.close()
         with contextlib.suppress(Exception):
             await client_writer.drain()
+    return detached
 
 
 def detach_escape(request: Request, tty: bool) -> EscapeFilter | None:

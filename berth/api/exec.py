@@ -11,6 +11,7 @@ from berth import errors
 from berth.api.containers import MULTIPLEXED, RAW, splice
 from berth.http.frames import encode_frame
 from berth.http.server import Hijack, Request, Response, Router, json_response
+from berth.util.detach import DEFAULT_DETACH_KEYS, EscapeFilter, detach_key_bytes
 
 __all__ = ["register"]
 
@@ -32,6 +33,10 @@ def register(router: Router, services: Any) -> None:
         if detach:
             await containers.exec_start(exec_id, detach=True)
             return Response(status=200)
+        escape = None
+        if tty and info["OpenStdin"]:  # dockerd watches a TTY's input for the detach keys
+            keys = info.get("DetachKeys") or ""
+            escape = EscapeFilter(detach_key_bytes(keys) if keys else DEFAULT_DETACH_KEYS)
 
         async def run(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             # Docker opens the stream first: a process that cannot start is reported on it
@@ -47,7 +52,8 @@ def register(router: Router, services: Any) -> None:
                 await writer.drain()
                 return
             assert streams is not None
-            await splice(reader, writer, streams[0], streams[1], info["OpenStdin"])
+            if await splice(reader, writer, streams[0], streams[1], info["OpenStdin"], escape):
+                return  # detached: the process runs on
             # The client inspects the exit code as soon as the stream ends: have it first.
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(containers.wait_exec(exec_id), 10)

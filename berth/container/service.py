@@ -38,6 +38,7 @@ from berth.container.shim_client import LauncherClient, ShimClient, ShimGone
 from berth.container.signals import parse_signal
 from berth.http.frames import encode_frame
 from berth.util import atomic_write, new_id, read_json, rfc3339_nano
+from berth.util.detach import detach_key_bytes
 from berth.util.humanize import human_duration
 
 __all__ = ["ContainerService"]
@@ -1007,6 +1008,12 @@ class ContainerService:
         if record["State"].get("Paused"):
             raise errors.Conflict(f"Container {cid} is paused, unpause the container before "
                                   "exec")
+        keys = body.get("DetachKeys") or ""
+        try:
+            if keys:
+                detach_key_bytes(keys)
+        except (ValueError, TypeError):
+            raise errors.InvalidArgument(f"Invalid escape keys ({keys}) provided") from None
         exec_id = new_id()
         self._execs[exec_id] = {
             "ID": exec_id, "Running": False, "ExitCode": None,

@@ -941,7 +941,9 @@ class Shim:
             return
         if not data:
             conn.reading = False
-            ex.stdin_close_pending = True
+            # As dockerd: a terminal's input is not closed when the client's ends (it may
+            # have detached); a pipe's is.
+            ex.stdin_close_pending = not ex.tty
             self.flush_exec_stdin(ex)
             self.update(conn)
             return

@@ -1,9 +1,12 @@
-"""``detachKeys``: the daemon watches a TTY attach's input for them, as dockerd does, so API
-clients (not only the docker CLI, which watches its own terminal) can detach; the container
-keeps running with its stdin open."""
+"""``detachKeys``: the daemon watches a TTY attach's or exec's input for them, as dockerd
+does, so API clients (not only the docker CLI, which watches its own terminal) can detach; the
+container (or the exec'd process) keeps running with its stdin open."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import socket
 import time
 
@@ -93,3 +96,72 @@ def test_without_a_tty_the_keys_are_input(berthd: Berthd) -> None:
     assert b"020" in out and b"021" in out, out  # od shows ctrl-p and ctrl-q as octal
     assert run_ok(berthd, "wait", cid).strip() == "0"
     run_ok(berthd, "rm", cid)
+
+
+def exec_create(berthd: Berthd, cid: str, **config: object) -> str:
+    status, body, _ = berthd.request("POST", f"/v1.44/containers/{cid}/exec", body={
+        "AttachStdin": True, "AttachStdout": True, "AttachStderr": True, "Tty": True,
+        **config})
+    assert status == 201, body
+    return str(json.loads(body)["Id"])
+
+
+def exec_hijack(berthd: Berthd, exec_id: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(20)
+    sock.connect(berthd.socket)
+    payload = b'{"Detach": false, "Tty": true}'
+    sock.sendall(f"POST /v1.44/exec/{exec_id}/start HTTP/1.1\r\nHost: x\r\n"
+                 "Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
+                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(1)
+        assert chunk, head
+        head += chunk
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return sock
+
+
+def exec_state(berthd: Berthd, exec_id: str) -> dict[str, object]:
+    status, body, _ = berthd.request("GET", f"/v1.44/exec/{exec_id}/json")
+    assert status == 200, body
+    return dict(json.loads(body))
+
+
+def test_detach_keys_end_a_tty_exec_and_it_runs_on(berthd: Berthd) -> None:
+    cid = run_ok(berthd, "run", "-d", "busybox", "sleep", "600").strip()
+    exec_id = exec_create(berthd, cid, Cmd=["sh"], DetachKeys="ctrl-x,x")
+    sock = exec_hijack(berthd, exec_id)
+    sock.sendall(b"echo one-$((1+1))\n")
+    read_until(sock, b"one-2")
+    sock.sendall(b"touch /detached\n\x18x")
+    read_to_end(sock)  # the daemon ended the stream
+    sock.close()
+    time.sleep(0.3)
+    state = exec_state(berthd, exec_id)
+    assert state["Running"] is True and state["ExitCode"] is None, state
+    # The shell runs on with its terminal open, and ran what was typed before the keys.
+    assert run_ok(berthd, "exec", cid, "ls", "/detached") != ""
+    os.kill(int(state["Pid"]), signal.SIGKILL)  # the host's pid, as dockerd reports it
+    deadline = time.monotonic() + 10
+    while exec_state(berthd, exec_id)["Running"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert exec_state(berthd, exec_id)["ExitCode"] == 137
+    run_ok(berthd, "rm", "-f", cid)
+
+
+def test_exec_default_keys_and_a_bad_value(berthd: Berthd) -> None:
+    cid = run_ok(berthd, "run", "-d", "busybox", "sleep", "600").strip()
+    status, body, _ = berthd.request("POST", f"/v1.44/containers/{cid}/exec", body={
+        "Cmd": ["sh"], "Tty": True, "AttachStdin": True, "DetachKeys": "ctrl-"})
+    assert status == 400 and b"Invalid escape keys (ctrl-) provided" in body, body
+    exec_id = exec_create(berthd, cid, Cmd=["sh"])
+    sock = exec_hijack(berthd, exec_id)
+    sock.sendall(b"\x10\x11")  # ctrl-p ctrl-q
+    read_to_end(sock)
+    sock.close()
+    time.sleep(0.2)
+    assert exec_state(berthd, exec_id)["Running"] is True
+    run_ok(berthd, "rm", "-f", cid)

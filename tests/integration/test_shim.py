@@ -404,3 +404,21 @@ def test_a_failing_container_leaves_its_monitor_neighbours_alone(harness: Harnes
         wait_gone(n_resp["shim_pid"])
     finally:
         lau.stop()
+
+
+def test_a_spawn_finds_a_monitor_after_one_vanished(harness: Harness) -> None:
+    lau = Launcher(harness, containers_per_monitor=4)
+    try:
+        _, first, _, _ = lau.spawn(["true"])
+        os.kill(first["shim_pid"], signal.SIGKILL)
+        os.kill(first["init_pid"], signal.SIGKILL)  # orphaned, never started
+        wait_gone(first["shim_pid"])
+        wait_gone(first["init_pid"])
+        shim, resp, _, log = lau.spawn(["echo", "again"])
+        assert resp["shim_pid"] != first["shim_pid"]
+        shim.start()
+        assert shim.wait()["exit_code"] == 0
+        assert [e["log"] for e in log_entries(log)] == ["again\n"]
+        shim.shutdown()
+    finally:
+        lau.stop()
