@@ -16,11 +16,12 @@ Launcher (``EXEC_ROOT/launcher.sock``):
 request                                                response
 =====================================================  ========================================
 ``{"op": "ping"}``                                     ``{"ok": true, "pid": N}``
-``{"op": "spawn", "id": ID, "bundle": DIR,             sent by the new shim on the same
-"state_dir": DIR, "log_path": PATH|null,               connection once the container is
-"stdin": BOOL, "tty": BOOL, "rootfs_mounts": [...]}`` created (init blocked before exec):
-                                                       ``{"ok": true, "shim_pid": N,
-                                                       "init_pid": N}``, or the error
+``{"op": "spawn", "id": ID, "bundle": DIR,             sent by the monitor process that took
+"state_dir": DIR, "log_path": PATH|null,               the container, on the same connection,
+"stdin": BOOL, "tty": BOOL, "rootfs_mounts": [...]}`` once it is created (init blocked
+                                                       before exec): ``{"ok": true, "shim_pid":
+                                                       N, "init_pid": N}`` (N: the monitor's
+                                                       pid), or the error
 =====================================================  ========================================
 
 Shim (``STATE_DIR/shim.sock``):
