@@ -49,7 +49,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="containers one monitor process serves at most (default 16; "
                         "1: a monitor process per container); read when the launcher starts")
     parser.add_argument("-v", "--version", action="version", version=f"berthd {__version__}")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.containers_per_monitor is not None and args.containers_per_monitor < 1:
+        parser.error("--containers-per-monitor must be at least 1")
+    return args
 
 
 def ensure_launcher(exec_root: str, containers_per_monitor: int | None = None) -> None:
@@ -194,8 +197,6 @@ def main(argv: list[str] | None = None) -> None:
         os.makedirs(directory, mode=0o711, exist_ok=True)
     daemon._write_pidfile()
     started = time.monotonic()
-    if args.containers_per_monitor is not None and args.containers_per_monitor < 1:
-        sys.exit("berthd: --containers-per-monitor must be at least 1")
     ensure_launcher(daemon.exec_root, args.containers_per_monitor)
     log.debug("launcher ready in %.1f ms", (time.monotonic() - started) * 1000)
     try:

@@ -8,6 +8,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -83,3 +84,27 @@ def test_plain_chunk_is_one_write_per_chunk(tmp_path: Path) -> None:
     log.close()
     with open(path) as f:
         assert [json.loads(line)["log"] for line in f] == ["one\n", "two\n", "three\n"]
+
+
+def test_a_failed_rotation_keeps_no_closed_descriptor(tmp_path: Path) -> None:
+    """The log lives in a monitor process shared with other containers: after a rotation
+    that could not reopen the file, no descriptor number of it may be closed again."""
+    logdir = tmp_path / "logs"
+    logdir.mkdir()
+    log = JsonFileLog(str(logdir / "c.log"), max_size=64, max_files=2)
+    log.write(1, b"x" * 40 + b"\n")
+    for name in os.listdir(logdir):
+        os.unlink(logdir / name)
+    logdir.rmdir()
+    with pytest.raises(FileNotFoundError):
+        log.write(1, b"y" * 40 + b"\n")
+    other = os.open(os.devnull, os.O_RDONLY)  # may take the number the log had
+    try:
+        log.close()  # must not close `other`
+        os.fstat(other)
+    finally:
+        os.close(other)
+    logdir.mkdir()
+    log = JsonFileLog(str(logdir / "c.log"), max_size=64, max_files=2)
+    log.write(1, b"z\n")
+    log.close()
