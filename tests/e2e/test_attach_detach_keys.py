@@ -19,11 +19,18 @@ pytestmark = pytest.mark.root
 
 
 def hijack(berthd: Berthd, cid: str, query: str) -> socket.socket:
+    return upgrade(berthd, f"/v1.44/containers/{cid}/attach?{query}")
+
+
+def upgrade(berthd: Berthd, path: str, body: bytes = b"") -> socket.socket:
+    """POST ``path`` asking for the connection, as the docker CLI does; the 101 is read."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(20)
     sock.connect(berthd.socket)
-    sock.sendall(f"POST /v1.44/containers/{cid}/attach?{query} HTTP/1.1\r\nHost: x\r\n"
-                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+    typed = (f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+             if body else "")
+    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\n{typed}"
+                 "Connection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode() + body)
     head = b""
     while b"\r\n\r\n" not in head:
         chunk = sock.recv(1)
@@ -107,20 +114,7 @@ def exec_create(berthd: Berthd, cid: str, **config: object) -> str:
 
 
 def exec_hijack(berthd: Berthd, exec_id: str) -> socket.socket:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(20)
-    sock.connect(berthd.socket)
-    payload = b'{"Detach": false, "Tty": true}'
-    sock.sendall(f"POST /v1.44/exec/{exec_id}/start HTTP/1.1\r\nHost: x\r\n"
-                 "Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n"
-                 f"Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(1)
-        assert chunk, head
-        head += chunk
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return sock
+    return upgrade(berthd, f"/v1.44/exec/{exec_id}/start", b'{"Detach": false, "Tty": true}')
 
 
 def exec_state(berthd: Berthd, exec_id: str) -> dict[str, object]:

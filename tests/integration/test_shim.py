@@ -184,10 +184,7 @@ def test_shim_survives_the_launcher(launcher: Launcher) -> None:
     shim, resp, _, log = launcher.spawn(["sh", "-c", "read x; echo got $x"], stdin=True)
     shim.start()
     os.kill(launcher.pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while os.path.exists(f"/proc/{launcher.pid}/stat") and time.monotonic() < deadline:
-        support.reap_children()
-        time.sleep(0.01)
+    wait_gone(launcher.pid)
     assert shim.state()["status"] == "running"
     sock = shim.attach(stdin=True, stdin_once=True)
     sock.sendall(b"still here\n")
@@ -212,11 +209,7 @@ def test_shutdown_removes_the_socket_and_exits(launcher: Launcher) -> None:
     shim.start()
     shim.wait()
     shim.shutdown()
-    deadline = time.monotonic() + 5
-    while os.path.exists(f"/proc/{resp['shim_pid']}/stat"):
-        support.reap_children()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_gone(resp["shim_pid"])
     assert not os.path.exists(os.path.join(state_dir, protocol.SHIM_SOCKET))
     assert os.path.exists(os.path.join(state_dir, protocol.EXIT_FILE))
 
