@@ -37,6 +37,16 @@ def receive_until(ws: websocket.WebSocket, *wanted: bytes) -> bytes:
     return got
 
 
+def close_frame(ws: websocket.WebSocket) -> websocket.ABNF:
+    """Skip what comes until the server's close frame, and return it."""
+    deadline = time.monotonic() + 20
+    while True:
+        assert time.monotonic() < deadline
+        frame = ws.recv_data_frame(control_frame=True)[1]
+        if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
+            return frame
+
+
 def test_handshake_is_checked(berthd: Berthd) -> None:
     cid = run_ok(berthd, "create", "busybox", "true").strip()
     path = f"/v1.44/containers/{cid}/attach/ws"
@@ -119,13 +129,7 @@ def test_tty_output_and_unmasked_frames_refused(berthd: Berthd) -> None:
         receive_until(ws, b"42")
         # A client frame without a mask breaks the protocol: the server closes with 1002.
         ws.sock.sendall(b"\x82\x03abc")
-        deadline = time.monotonic() + 20
-        while True:
-            assert time.monotonic() < deadline
-            frame = ws.recv_data_frame(control_frame=True)[1]
-            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
-                assert int.from_bytes(frame.data[:2], "big") == 1002
-                break
+        assert int.from_bytes(close_frame(ws).data[:2], "big") == 1002
     finally:
         ws.close()
     run_ok(berthd, "rm", "-f", cid)
@@ -138,12 +142,7 @@ def test_detach_keys_end_the_session_not_the_container(berthd: Berthd) -> None:
         ws.send_binary(b"echo $((6*7))\n")
         receive_until(ws, b"42")
         ws.send_binary(b"\x01")
-        deadline = time.monotonic() + 20
-        while True:  # the server ends the session with a close frame
-            assert time.monotonic() < deadline
-            frame = ws.recv_data_frame(control_frame=True)[1]
-            if frame.opcode == websocket.ABNF.OPCODE_CLOSE:
-                break
+        close_frame(ws)  # the server ends the session with a close frame
     finally:
         ws.close()
     assert run_ok(berthd, "inspect", "-f", "{{.State.Running}}", cid).strip() == "true"
